@@ -1,0 +1,17 @@
+package poller
+
+import "errors"
+
+// The package's sentinel errors; match them with errors.Is.
+var (
+	// ErrNotImplemented is returned by every function on a platform whose
+	// backend has not been written yet.
+	ErrNotImplemented = errors.New("poller: the Windows IOCP backend is not implemented yet")
+
+	// ErrReservedToken is returned by Add and Modify when the caller passes
+	// ReservedToken, which would make its events look like wake-ups.
+	ErrReservedToken = errors.New("poller: token is reserved for wake-ups")
+
+	// ErrClosed is returned by Close, Wake and WakeAll on a closed poller.
+	ErrClosed = errors.New("poller: use of a closed poller")
+)

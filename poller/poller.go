@@ -1,0 +1,98 @@
+// Package poller wraps the operating system's readiness or completion
+// primitive behind one small contract. It reports events; it never reads,
+// writes, logs or decides what an event means for a connection. Sockets
+// (package sock) decide that.
+//
+// # The contract
+//
+// Every platform file in this package implements exactly this list, with
+// these names and meanings:
+//
+//   - New() (*Poller, error) creates a poller and its wake-up channel. All
+//     descriptors it creates are close-on-exec. Errors name the system call.
+//   - (*Poller).Add(fd, token, interest) registers a descriptor. fd has the
+//     platform type FD (an int on Linux, a windows.Handle on Windows). Events
+//     for it carry token, an opaque 64-bit value chosen by the caller, so that
+//     the caller can map an event back to its owner without the kernel
+//     holding a Go pointer. The caller must make tokens unique for the life
+//     of a registration and must never reuse one for another descriptor
+//     while events for the old one may still be in flight. ReservedToken
+//     belongs to the poller's wake-up channel; Add and Modify reject it with
+//     ErrReservedToken.
+//   - (*Poller).Modify(fd, token, interest) changes a registration.
+//   - (*Poller).Remove(fd) deletes a registration. After Remove returns, no
+//     Wait that starts later reports an event for fd; a Wait that already
+//     dequeued one may still return it, which is why tokens carry a
+//     generation that the caller checks.
+//   - (*Poller).Wait(events, timeout) blocks until at least one event is
+//     ready, the poller is woken, or timeout passes (negative: forever;
+//     zero: do not block). It fills events from the front and returns how
+//     many it filled; a platform may cap that number per call (Linux: 128),
+//     leaving the rest for the next Wait. Wake-ups are consumed inside Wait and never appear in
+//     events. An interrupted wait (EINTR) returns 0 and no error. Several
+//     goroutines may Wait on one poller at once.
+//   - (*Poller).Wake() makes one blocked or the next Wait return. Calls are
+//     coalesced: many Wakes before the waiter runs cost at most one write
+//     to the wake-up channel. Safe from any goroutine. A Wake is never lost:
+//     some Wait returns after it, and a goroutine that looks for posted
+//     work after that return sees everything posted before the Wake. With
+//     several waiters, at least one returns; which one is unspecified.
+//   - (*Poller).WakeAll() makes every blocked Wait and every later Wait
+//     return at once, until Close. It is the stop signal for a poller that
+//     several goroutines share; once it is called, Wake does nothing.
+//     Safe from any goroutine.
+//   - (*Poller).Close() releases the poller's descriptors. It does not
+//     unblock a Wait in progress: call WakeAll, let the waiters leave, then
+//     Close. A second Close, Wake or WakeAll after Close returns ErrClosed;
+//     calling any other method after Close is a bug in the caller.
+//
+// Descriptor registration, removal and waiting may run on different
+// goroutines at the same time; the kernel object serialises them.
+package poller
+
+import "math"
+
+// Interest says which events a registration wants.
+type Interest uint32
+
+const (
+	// Readable asks for events when the descriptor has data or a pending
+	// connection, or the peer has closed its side.
+	Readable Interest = 1 << iota
+	// Writable asks for events when the descriptor can take more bytes, or a
+	// non-blocking connect has finished.
+	Writable
+	// EdgeTriggered reports a condition once per change instead of for as
+	// long as it holds. The caller must then drain until the OS says
+	// "would block" or otherwise prove the descriptor is empty.
+	EdgeTriggered
+	// OneShot disables the registration after one event until Modify re-arms
+	// it, so that only one waiter handles a descriptor at a time when
+	// several goroutines wait on one poller.
+	OneShot
+)
+
+// Flags says what an event reports.
+type Flags uint32
+
+const (
+	// In: the descriptor is readable (data, a connection to accept, or EOF).
+	In Flags = 1 << iota
+	// Out: the descriptor is writable, or a connect finished.
+	Out
+	// Hup: the peer closed its sending side (or both sides); reads will
+	// reach EOF after the data already queued.
+	Hup
+	// Err: the descriptor has a pending error (read it with SO_ERROR).
+	Err
+)
+
+// Event is one readiness report.
+type Event struct {
+	Token uint64 // the value given to Add or Modify
+	Flags Flags
+}
+
+// ReservedToken is the token of the poller's own wake-up channel. Callers
+// must not use it; Add and Modify reject it with ErrReservedToken.
+const ReservedToken uint64 = math.MaxUint64
