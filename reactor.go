@@ -1,0 +1,190 @@
+// Package reactor is a network I/O engine on raw system calls: epoll on
+// Linux, I/O completion ports on Windows (in progress). A fixed group of
+// I/O threads runs the user's callbacks; reads and writes are issued
+// proactor-style and complete with callbacks, in issue order.
+//
+// The packages beneath it: poller (the OS primitive), pool (I/O threads,
+// timers, pooled buffers), sock (listeners, connectors, connections) and
+// seq (sequence numbers and the in-order list). docs/architecture.md
+// describes how they fit.
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/ioreactor/reactor/pool"
+	"github.com/ioreactor/reactor/sock"
+)
+
+// The connection-level types live in package sock; these aliases let a
+// user program name them from here.
+type (
+	// Conn is a stream connection.
+	Conn = sock.Conn
+	// Handler receives a connection's completions.
+	Handler = sock.Handler
+	// WriteHandler is a Handler that wants write completions.
+	WriteHandler = sock.WriteHandler
+	// Listener accepts connections.
+	Listener = sock.Listener
+	// ListenOptions tunes a listener.
+	ListenOptions = sock.ListenOptions
+	// DialOptions tunes an outbound connect.
+	DialOptions = sock.DialOptions
+	// Buffer is a pooled buffer, as handed to OnRead.
+	Buffer = pool.Buffer
+)
+
+// Config tunes an Engine. The zero value is a sound default.
+type Config struct {
+	// IOThreads is the number of I/O threads; 0 means one per CPU.
+	IOThreads int
+	// BufferSize is the size of pooled buffers; 0 means 16 KiB.
+	BufferSize int
+	// Balancer assigns connections to I/O threads; nil means round robin.
+	Balancer pool.Balancer
+	// SharedPoller makes all I/O threads wait on one poller, so that the
+	// completions of one connection are handled by different threads (as
+	// on IOCP). The default gives each thread a poller of its own.
+	SharedPoller bool
+	// MaxReads is how many reads a connection may have outstanding; 0
+	// means 1.
+	MaxReads int
+	// Linger bounds a graceful Close; 0 means 30 s.
+	Linger time.Duration
+	// BusyPoll makes an idle I/O thread poll without sleeping for this
+	// long before it blocks; 0 disables it.
+	BusyPoll time.Duration
+	// Delay leaves Nagle's algorithm on (TCP_NODELAY is set by default).
+	Delay bool
+}
+
+// Engine owns the I/O threads, the buffer pool and every socket made
+// through it.
+type Engine struct {
+	group    *pool.Group
+	buffers  *pool.Buffers
+	counters sock.Counters
+	env      sock.Env
+
+	mu       sync.Mutex
+	shutdown bool
+}
+
+// ErrShutdown is returned by an Engine that has been shut down.
+var ErrShutdown = errors.New("reactor: engine is shut down")
+
+// New starts an engine: its I/O threads run until Shutdown.
+func New(cfg Config) (*Engine, error) {
+	if err := platformSupported(); err != nil {
+		return nil, err
+	}
+	e := &Engine{buffers: pool.NewBuffers(cfg.BufferSize)}
+	g, err := pool.NewGroup(pool.Config{
+		Threads:  cfg.IOThreads,
+		Shared:   cfg.SharedPoller,
+		Balancer: cfg.Balancer,
+		BusyPoll: cfg.BusyPoll,
+	}, newPoller)
+	if err != nil {
+		return nil, fmt.Errorf("reactor: %w", err)
+	}
+	e.group = g
+	e.env = sock.Env{
+		Group:    g,
+		Buffers:  e.buffers,
+		Counters: &e.counters,
+		Linger:   cfg.Linger,
+		MaxReads: cfg.MaxReads,
+		NoDelay:  !cfg.Delay,
+	}
+	return e, nil
+}
+
+// Listen accepts connections on addr ("127.0.0.1:7007", "[::1]:0"); each
+// gets h.
+func (e *Engine) Listen(addr string, h Handler, o ListenOptions) (*Listener, error) {
+	if e.isShutdown() {
+		return nil, ErrShutdown
+	}
+	return sock.Listen(&e.env, addr, h, o)
+}
+
+// Dial connects to addr; see sock.Dial for how failures are reported.
+func (e *Engine) Dial(addr string, h Handler, o DialOptions) (*Conn, error) {
+	if e.isShutdown() {
+		return nil, ErrShutdown
+	}
+	return sock.Dial(&e.env, addr, h, o)
+}
+
+// Buffers is the engine's buffer pool.
+func (e *Engine) Buffers() *pool.Buffers { return e.buffers }
+
+func (e *Engine) isShutdown() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.shutdown
+}
+
+// Shutdown closes every listener, closes every connection gracefully,
+// aborts those still flushing when timeout has passed, then stops the
+// I/O threads. It returns once nothing of the engine is left running, or
+// an error saying what was left.
+func (e *Engine) Shutdown(timeout time.Duration) error {
+	e.mu.Lock()
+	if e.shutdown {
+		e.mu.Unlock()
+		return ErrShutdown
+	}
+	e.shutdown = true
+	e.mu.Unlock()
+	err := sock.CloseAll(&e.env, time.Now().Add(timeout))
+	if gerr := e.group.Stop(); gerr != nil {
+		err = errors.Join(err, gerr)
+	}
+	return err
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	ConnsOpen     int64 // connections between OnOpen and OnClose
+	ConnsTotal    int64 // connections ever opened
+	FDs           int64 // descriptors held by the engine (sockets; not the pollers')
+	BytesIn       int64
+	BytesOut      int64
+	Accepts       int64
+	AcceptBackoff int64 // accept pauses for lack of descriptors or memory
+	DialFailures  int64
+	Panics        int64 // callbacks that panicked
+	CloseErrors   int64
+	Registrations int // sockets registered with the pollers
+	Buffers       pool.BufferStats
+	Threads       []pool.ThreadStats
+	Goroutines    int
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	c := &e.counters
+	return Stats{
+		ConnsOpen:     c.ConnsOpen.Load(),
+		ConnsTotal:    c.ConnsTotal.Load(),
+		FDs:           c.FDs.Load(),
+		BytesIn:       c.BytesIn.Load(),
+		BytesOut:      c.BytesOut.Load(),
+		Accepts:       c.Accepts.Load(),
+		AcceptBackoff: c.AcceptBackoff.Load(),
+		DialFailures:  c.DialFailures.Load(),
+		Panics:        c.Panics.Load(),
+		CloseErrors:   c.CloseErrors.Load(),
+		Registrations: e.group.Table().Len(),
+		Buffers:       e.buffers.Stats(),
+		Threads:       e.group.Stats(),
+		Goroutines:    runtime.NumGoroutine(),
+	}
+}

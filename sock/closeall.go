@@ -1,0 +1,53 @@
+package sock
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ioreactor/reactor/pool"
+)
+
+// CloseAll closes every listener and connection registered in env's
+// group: listeners at once, connections gracefully; those still open at
+// deadline are aborted. It waits until every descriptor is closed and
+// every OnClose has run, and reports what is left if that takes more than
+// a second past the deadline.
+func CloseAll(env *Env, deadline time.Time) error {
+	table := env.Group.Table()
+	each := func(graceful bool) {
+		table.Each(func(h pool.Handler) {
+			switch x := h.(type) {
+			case *Listener:
+				x.Close()
+			case *Conn:
+				if graceful {
+					x.Close()
+				} else {
+					x.Abort()
+				}
+			}
+		})
+	}
+	each(true)
+	if waitEmpty(table, deadline) {
+		return nil
+	}
+	each(false)
+	if waitEmpty(table, time.Now().Add(time.Second)) {
+		return nil
+	}
+	return fmt.Errorf("sock: %d sockets still registered after shutdown", table.Len())
+}
+
+// waitEmpty polls until the table is empty or the deadline passes. Close
+// is asynchronous (teardown runs on each socket's loop), and a shutdown
+// is rare enough that polling every millisecond costs nothing.
+func waitEmpty(t *pool.Table, deadline time.Time) bool {
+	for t.Len() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}

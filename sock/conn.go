@@ -1,0 +1,564 @@
+package sock
+
+import (
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ioreactor/reactor/pool"
+	"github.com/ioreactor/reactor/seq"
+)
+
+// connState is where a connection is in its life. It changes only under
+// Conn.wmu, which also orders it against writes.
+type connState uint8
+
+const (
+	// stateConnecting: an outbound connect is in progress; no callback yet.
+	stateConnecting connState = iota
+	// stateOpen: reads and writes are accepted.
+	stateOpen
+	// stateClosing: Close was called with writes still queued; no new write
+	// is accepted, the queue drains, then the connection closes (or is
+	// aborted when the linger timer fires first).
+	stateClosing
+)
+
+// Work a connection has posted to its loop, as bits in Conn.sched. A bit
+// set while a RunTask is already queued rides on that task.
+const (
+	schedOpen    uint32 = 1 << iota // deliver OnOpen (holds a reference)
+	schedRead                       // perform issued reads
+	schedFlush                      // flush queued writes
+	schedDeliver                    // deliver completions
+	schedDestroy                    // last reference dropped: tear down
+)
+
+// Conn is a stream connection. Its methods are safe for concurrent use.
+type Conn struct {
+	reg   pool.Registration
+	fd    sysfd
+	loop  *pool.Loop
+	env   *Env
+	h     Handler
+	wh    WriteHandler // h as a WriteHandler, or nil
+	life  lifetime
+	sched atomic.Uint32
+	// dialing is set while an outbound connect is in progress.
+	dialing atomic.Bool
+	ctx     atomic.Value
+
+	local, remote netip.AddrPort
+	addr          string // the address dialled, for errors
+
+	connectTimer pool.Timer
+	lingerTimer  pool.Timer
+
+	// Read side, guarded by rmu. Reads are stamped at issue; rnext is the
+	// stamp of the oldest issued read not yet performed, rwant how many
+	// issued reads are not yet performed.
+	rmu      sync.Mutex
+	rgen     seq.Generator
+	rnext    seq.Number
+	rwant    int
+	readable bool // the descriptor may have bytes (or EOF) to read
+	rhup     bool // the peer shut its side: read on until EOF
+	rout     atomic.Int32
+
+	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
+	// wholly taken by the kernel, oldest at wq[whead].
+	wmu            sync.Mutex
+	state          connState
+	wgen           seq.Generator
+	wq             []*writeReq
+	whead          int
+	writable       bool
+	wshut          bool // no more writes accepted
+	shutAfterFlush bool // CloseWrite waits for the queue
+
+	// Delivery, guarded by dmu (taken after rmu or wmu, never before).
+	// Only the goroutine that set delivering runs callbacks, so the
+	// callbacks of one connection never overlap.
+	dmu        sync.Mutex
+	delivering bool
+	rdone      seq.List[readDone]
+	wdone      []writeDone
+	wdhead     int
+
+	// Set once by the first close, before the closed bit, read by teardown.
+	closeMu  sync.Mutex
+	closeErr error
+	abortive bool
+}
+
+type readDone struct {
+	b   *pool.Buffer
+	err error
+}
+
+type writeDone struct {
+	s   seq.Number
+	n   int
+	err error
+}
+
+// writeReq is one accepted write: its stamp, the slices not yet taken by
+// the kernel, and the pooled chain to release once it is done.
+type writeReq struct {
+	s     seq.Number
+	bufs  [][]byte // bufs[bi:] are not yet taken
+	bi    int
+	owned *pool.Buffer
+	n     int // bytes taken so far
+	left  int // bytes not yet taken
+	iov   iovecs
+}
+
+var writeReqs = sync.Pool{New: func() any { return new(writeReq) }}
+
+func newConn(env *Env, loop *pool.Loop, fd sysfd, h Handler) *Conn {
+	c := &Conn{fd: fd, loop: loop, env: env, h: h}
+	c.wh, _ = h.(WriteHandler)
+	c.life.init()
+	c.rgen = seq.NewGenerator(env.ReadSeqStart)
+	c.rnext = env.ReadSeqStart
+	c.rdone.Init(env.ReadSeqStart)
+	c.wgen = seq.NewGenerator(env.WriteSeqStart)
+	c.writable = true
+	c.lingerTimer.Init(c.lingerExpired)
+	return c
+}
+
+// LocalAddr is the connection's local address.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// SetContext attaches a value of the user's to the connection.
+func (c *Conn) SetContext(v any) { c.ctx.Store(ctxBox{v}) }
+
+// Context returns the value given to SetContext, or nil.
+func (c *Conn) Context() any {
+	b, _ := c.ctx.Load().(ctxBox)
+	return b.v
+}
+
+// ctxBox lets SetContext store values of different types and nil.
+type ctxBox struct{ v any }
+
+// Read issues one read. Its completion is a call to OnRead with a filled
+// buffer; completions come in the order reads were issued. At most
+// Env.MaxReads reads may be outstanding.
+func (c *Conn) Read() error {
+	if !c.life.incref() {
+		return ErrClosed
+	}
+	defer c.decref()
+	if int(c.rout.Add(1)) > c.env.maxReads() {
+		c.rout.Add(-1)
+		return ErrTooManyReads
+	}
+	c.rmu.Lock()
+	c.rgen.Next()
+	c.rwant++
+	c.rmu.Unlock()
+	c.readIssued()
+	return nil
+}
+
+// Write accepts bufs as one write: their bytes reach the wire contiguous,
+// after every write accepted before and before every write accepted after,
+// whichever goroutines call Write. The slices stay the caller's but must
+// not be modified until the write completes (OnWrite, for a WriteHandler).
+// It returns the write's stamp.
+func (c *Conn) Write(bufs ...[]byte) (seq.Number, error) {
+	req := writeReqs.Get().(*writeReq)
+	for _, b := range bufs {
+		if len(b) > 0 {
+			req.bufs = append(req.bufs, b)
+			req.left += len(b)
+		}
+	}
+	return c.write(req)
+}
+
+// WriteBuffer is Write for a chain of pooled buffers. The connection takes
+// ownership of the chain and releases it when the write completes or
+// fails, including when WriteBuffer returns an error.
+func (c *Conn) WriteBuffer(b *pool.Buffer) (seq.Number, error) {
+	req := writeReqs.Get().(*writeReq)
+	req.owned = b
+	for x := b; x != nil; x = x.Next() {
+		if x.Len() > 0 {
+			req.bufs = append(req.bufs, x.Bytes())
+			req.left += x.Len()
+		}
+	}
+	return c.write(req)
+}
+
+func (c *Conn) write(req *writeReq) (seq.Number, error) {
+	if !c.life.incref() {
+		req.free()
+		return 0, ErrClosed
+	}
+	defer c.decref()
+	c.wmu.Lock()
+	if c.wshut || c.state == stateConnecting {
+		c.wmu.Unlock()
+		req.free()
+		return 0, ErrClosed
+	}
+	req.s = c.wgen.Next()
+	s := req.s
+	c.enqueueLocked(req)
+	c.wmu.Unlock()
+	return s, nil
+}
+
+// CloseWrite shuts down the sending side once every accepted write has
+// gone out: the peer reads EOF after the last byte. Reads go on.
+func (c *Conn) CloseWrite() error {
+	if !c.life.incref() {
+		return ErrClosed
+	}
+	defer c.decref()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wshut {
+		return ErrClosed
+	}
+	c.wshut = true
+	if c.queueEmptyLocked() {
+		return c.shutdownWriteLocked()
+	}
+	c.shutAfterFlush = true
+	return nil
+}
+
+// Close closes the connection gracefully: writes already accepted are
+// flushed first, then the descriptor is closed. If they cannot be flushed
+// within Env.Linger the connection is aborted. No read completes after
+// Close. OnClose follows with a nil error (ErrLingerTimeout if aborted).
+func (c *Conn) Close() error {
+	if !c.life.incref() {
+		return ErrClosed
+	}
+	defer c.decref()
+	c.wmu.Lock()
+	if c.state == stateClosing {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	c.state = stateClosing
+	c.wshut = true
+	empty := c.queueEmptyLocked()
+	c.wmu.Unlock()
+	if empty {
+		c.closeWith(nil, false)
+		return nil
+	}
+	c.loop.ArmTimer(&c.lingerTimer, c.env.linger())
+	return nil
+}
+
+// Abort closes the connection at once: queued writes are dropped and the
+// peer gets a reset (SO_LINGER 0).
+func (c *Conn) Abort() error {
+	if c.closeWith(nil, true) {
+		return nil
+	}
+	return ErrClosed
+}
+
+// Closed reports whether the connection has started closing.
+func (c *Conn) Closed() bool { return c.life.closed() }
+
+// closeWith records why the connection closes and drops its own
+// reference. Only the first call has an effect; it reports whether it was
+// the first.
+func (c *Conn) closeWith(err error, abortive bool) bool {
+	c.closeMu.Lock()
+	if c.life.closed() {
+		c.closeMu.Unlock()
+		return false
+	}
+	c.closeErr, c.abortive = err, abortive
+	first := c.life.markClosed()
+	c.closeMu.Unlock()
+	if first {
+		c.decref()
+	}
+	return first
+}
+
+// fail closes the connection because of err (a reset, a panic, a failed
+// system call).
+func (c *Conn) fail(err error) { c.closeWith(err, true) }
+
+func (c *Conn) lingerExpired() {
+	if c.life.closed() {
+		return
+	}
+	c.closeWith(ErrLingerTimeout, true)
+}
+
+// decref drops a reference; the last one after close schedules teardown
+// on the connection's loop, where OnClose must run.
+func (c *Conn) decref() {
+	if c.life.decref() {
+		c.schedule(schedDestroy)
+	}
+}
+
+// schedule posts the connection to its loop unless a post is pending.
+func (c *Conn) schedule(bits uint32) {
+	if c.sched.Or(bits) == 0 {
+		c.loop.Post(c)
+	}
+}
+
+// RunTask implements pool.Task: it runs the work scheduled so far.
+func (c *Conn) RunTask(l *pool.Loop) {
+	bits := c.sched.Swap(0)
+	if bits&schedDestroy != 0 {
+		c.destroy()
+		return
+	}
+	if bits&schedOpen != 0 {
+		// The open task holds a reference of its own (see open).
+		c.deliverOpen()
+		c.decref()
+	}
+	if !c.life.incref() {
+		return
+	}
+	if bits&schedFlush != 0 {
+		c.flush()
+	}
+	if bits&schedRead != 0 {
+		c.performReads()
+	}
+	c.deliver()
+	c.decref()
+}
+
+// open hands a connected descriptor to its loop: OnOpen is the first
+// callback. It takes a reference that deliverOpen's caller drops, so the
+// connection cannot be torn down before OnOpen ran.
+func (c *Conn) open() {
+	if c.life.incref() {
+		c.schedule(schedOpen)
+	}
+}
+
+func (c *Conn) deliverOpen() {
+	c.wmu.Lock()
+	if c.state == stateConnecting {
+		c.state = stateOpen
+	}
+	c.wmu.Unlock()
+	c.env.Counters.ConnsOpen.Add(1)
+	c.env.Counters.ConnsTotal.Add(1)
+	c.dmu.Lock()
+	c.delivering = true
+	c.dmu.Unlock()
+	c.callOpen()
+	c.dmu.Lock()
+	c.delivering = false
+	c.dmu.Unlock()
+}
+
+// completeRead hands a performed read to the in-order list and delivers
+// what is ready.
+func (c *Conn) completeRead(s seq.Number, d readDone) {
+	c.dmu.Lock()
+	if err := c.rdone.Put(s, d); err != nil {
+		c.dmu.Unlock()
+		panic("sock: read completion out of range: " + err.Error())
+	}
+	c.dmu.Unlock()
+	c.deliver()
+}
+
+// completeWriteLocked records a finished write for delivery. Called with
+// wmu held; takes dmu.
+func (c *Conn) completeWriteLocked(req *writeReq, err error) {
+	if c.wh != nil {
+		c.dmu.Lock()
+		c.wdone = append(c.wdone, writeDone{s: req.s, n: req.n, err: err})
+		c.dmu.Unlock()
+	}
+	req.free()
+}
+
+// deliver runs the completions that are ready, in order, unless another
+// thread is already delivering (it will pick them up before it stops).
+func (c *Conn) deliver() {
+	c.dmu.Lock()
+	if c.delivering {
+		c.dmu.Unlock()
+		return
+	}
+	c.delivering = true
+	for {
+		if d, ok := c.rdone.Pop(); ok {
+			c.dmu.Unlock()
+			c.rout.Add(-1)
+			if c.life.closed() {
+				d.release()
+			} else {
+				c.callRead(d)
+			}
+			c.dmu.Lock()
+			continue
+		}
+		if c.wdhead < len(c.wdone) {
+			d := c.wdone[c.wdhead]
+			c.wdone[c.wdhead] = writeDone{}
+			c.wdhead++
+			if c.wdhead == len(c.wdone) {
+				c.wdone, c.wdhead = c.wdone[:0], 0
+			}
+			c.dmu.Unlock()
+			c.callWrite(d)
+			c.dmu.Lock()
+			continue
+		}
+		break
+	}
+	c.delivering = false
+	c.dmu.Unlock()
+}
+
+func (d readDone) release() {
+	if d.b != nil {
+		d.b.Release()
+	}
+}
+
+// The call* functions run one user callback each and turn a panic into
+// the connection's close reason.
+
+func (c *Conn) recoverCallback() {
+	if r := recover(); r != nil {
+		c.env.Counters.Panics.Add(1)
+		c.fail(&PanicError{Value: r, Stack: debug.Stack()})
+	}
+}
+
+func (c *Conn) callOpen() {
+	defer c.recoverCallback()
+	c.h.OnOpen(c)
+}
+
+func (c *Conn) callRead(d readDone) {
+	defer c.recoverCallback()
+	c.h.OnRead(c, d.b, d.err)
+}
+
+func (c *Conn) callWrite(d writeDone) {
+	defer c.recoverCallback()
+	c.wh.OnWrite(c, d.s, d.n, d.err)
+}
+
+func (c *Conn) callClose(err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.env.Counters.Panics.Add(1)
+		}
+	}()
+	c.h.OnClose(c, err)
+}
+
+// destroy runs on the loop once the last reference is gone: nothing else
+// can touch the connection now. It releases everything the connection
+// holds, closes the descriptor and delivers OnClose.
+func (c *Conn) destroy() {
+	c.loop.StopTimer(&c.lingerTimer)
+	c.loop.StopTimer(&c.connectTimer)
+	c.closeMu.Lock()
+	err, abortive := c.closeErr, c.abortive
+	c.closeMu.Unlock()
+	c.closeDescriptor(abortive)
+
+	// Completed writes are delivered as completed; queued ones fail.
+	c.deliver()
+	c.wmu.Lock()
+	for c.whead < len(c.wq) {
+		req := c.wq[c.whead]
+		c.wq[c.whead] = nil
+		c.whead++
+		c.completeWriteLocked(req, ErrClosed)
+	}
+	c.wq, c.whead = nil, 0
+	opened := c.state != stateConnecting
+	c.wmu.Unlock()
+	c.deliver()
+	c.dmu.Lock()
+	for {
+		d, ok := c.rdone.Pop()
+		if !ok {
+			break
+		}
+		d.release()
+	}
+	c.dmu.Unlock()
+	if opened {
+		c.env.Counters.ConnsOpen.Add(-1)
+	} else if err == nil {
+		err = &DialError{Addr: c.addr, Err: ErrClosed}
+	}
+	c.callClose(err)
+}
+
+func (c *Conn) queueEmptyLocked() bool { return c.whead == len(c.wq) }
+
+func (c *Conn) pushLocked(req *writeReq) {
+	if c.whead > 0 && c.whead == len(c.wq) {
+		c.wq, c.whead = c.wq[:0], 0
+	}
+	c.wq = append(c.wq, req)
+}
+
+func (c *Conn) popLocked() {
+	c.wq[c.whead] = nil
+	c.whead++
+	if c.whead == len(c.wq) {
+		c.wq, c.whead = c.wq[:0], 0
+	}
+}
+
+// advance records that the kernel took n more bytes of req.
+func (req *writeReq) advance(n int) {
+	req.n += n
+	req.left -= n
+	for n > 0 {
+		b := req.bufs[req.bi]
+		if n >= len(b) {
+			n -= len(b)
+			req.bufs[req.bi] = nil
+			req.bi++
+			continue
+		}
+		req.bufs[req.bi] = b[n:]
+		n = 0
+	}
+}
+
+// pending is the slices not yet taken by the kernel.
+func (req *writeReq) pending() [][]byte { return req.bufs[req.bi:] }
+
+// free returns req to its pool, releasing its owned chain.
+func (req *writeReq) free() {
+	if req.owned != nil {
+		req.owned.Release()
+		req.owned = nil
+	}
+	clear(req.bufs)
+	req.bufs = req.bufs[:0]
+	req.bi, req.n, req.left = 0, 0, 0
+	writeReqs.Put(req)
+}

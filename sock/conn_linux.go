@@ -1,0 +1,278 @@
+package sock
+
+import (
+	"io"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
+)
+
+// On Linux the engine emulates completions on edge-triggered epoll: a
+// connection is registered once for input, output and peer hang-up, and
+// remembers the last edge it saw (readable, writable) until a system call
+// says "would block".
+
+type sysfd = int
+
+type iovecs = []unix.Iovec
+
+// iovMax is IOV_MAX on Linux: a writev takes at most this many buffers.
+// A write with more goes out in several writev calls, all under the
+// connection's write lock, so no other write's bytes come between them.
+const iovMax = 1024
+
+// registration interest of a connection: edge-triggered, both directions.
+const connInterest = poller.Readable | poller.Writable | poller.EdgeTriggered
+
+// HandleEvent implements pool.Handler.
+func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
+	if !c.life.incref() {
+		return
+	}
+	defer c.decref()
+	if c.dialing.Load() {
+		c.finishConnect(f)
+		return
+	}
+	if f&poller.Err != 0 {
+		if err := soError(c.fd, "read"); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+	if f&(poller.In|poller.Hup) != 0 {
+		c.rmu.Lock()
+		c.readable = true
+		if f&poller.Hup != 0 {
+			c.rhup = true
+		}
+		c.rmu.Unlock()
+		c.performReads()
+	}
+	if f&poller.Out != 0 {
+		c.flush()
+	}
+	c.deliver()
+}
+
+// readIssued runs after Read stamped a new read: if the descriptor may
+// hold data, the loop performs it (never the caller: its goroutine is not
+// an I/O thread, and a read performed here would deliver there).
+func (c *Conn) readIssued() {
+	c.rmu.Lock()
+	ready := c.readable
+	c.rmu.Unlock()
+	if ready {
+		c.schedule(schedRead)
+	}
+}
+
+// performReads reads for issued reads while the descriptor has data. Runs
+// on the loop, with a reference held.
+func (c *Conn) performReads() {
+	for {
+		c.rmu.Lock()
+		if c.rwant == 0 || !c.readable || c.life.closed() {
+			c.rmu.Unlock()
+			return
+		}
+		b := c.env.Buffers.Get()
+		n, err := unix.Read(c.fd, b.Space())
+		if err == unix.EAGAIN || err == unix.EINTR {
+			if err == unix.EAGAIN {
+				c.readable = false
+			}
+			c.rmu.Unlock()
+			b.Release()
+			continue
+		}
+		s := c.rnext
+		c.rnext = s.Next()
+		c.rwant--
+		var d readDone
+		switch {
+		case err != nil:
+			c.rmu.Unlock()
+			b.Release()
+			c.fail(os.NewSyscallError("read", err))
+			return
+		case n == 0:
+			b.Release()
+			d.err = io.EOF
+		default:
+			b.Commit(n)
+			d.b = b
+			c.env.Counters.BytesIn.Add(int64(n))
+			// A short read emptied the socket: the next byte to arrive
+			// raises a new edge. Not so after a hang-up, whose edge is
+			// already spent: read on until EOF.
+			if n < b.Cap() && !c.rhup {
+				c.readable = false
+			}
+		}
+		c.rmu.Unlock()
+		c.completeRead(s, d)
+	}
+}
+
+// enqueueLocked accepts req, which is stamped. With nothing queued ahead
+// of it the kernel is offered the bytes at once, from the caller's
+// goroutine; the rest waits for the descriptor to become writable.
+func (c *Conn) enqueueLocked(req *writeReq) {
+	if c.queueEmptyLocked() && c.writable {
+		done, err := c.writeOutLocked(req)
+		if err != nil {
+			c.completeWriteLocked(req, err)
+			c.schedule(schedDeliver)
+			c.fail(err)
+			return
+		}
+		if done {
+			c.completeWriteLocked(req, nil)
+			if c.wh != nil {
+				c.schedule(schedDeliver)
+			}
+			return
+		}
+	}
+	c.pushLocked(req)
+}
+
+// writeOutLocked writes req's pending bytes until all are taken or the
+// kernel would block. Called with wmu held.
+func (c *Conn) writeOutLocked(req *writeReq) (done bool, err error) {
+	for req.left > 0 {
+		n, err := c.writeSome(req)
+		if n > 0 {
+			req.advance(n)
+			c.env.Counters.BytesOut.Add(int64(n))
+		}
+		switch err {
+		case nil:
+		case unix.EINTR:
+		case unix.EAGAIN:
+			c.writable = false
+			return false, nil
+		default:
+			return false, os.NewSyscallError("writev", err)
+		}
+	}
+	return true, nil
+}
+
+// writeSome makes one write or writev system call for req's pending
+// bytes, at most iovMax buffers.
+func (c *Conn) writeSome(req *writeReq) (int, error) {
+	p := req.pending()
+	if len(p) == 1 {
+		return unix.Write(c.fd, p[0])
+	}
+	if len(p) > iovMax {
+		p = p[:iovMax]
+	}
+	iov := req.iov[:0]
+	for _, b := range p {
+		iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+	}
+	req.iov = iov
+	// The iovec array and the buffers it points to are Go memory reachable
+	// from req for the duration of the call; converting the pointer to
+	// uintptr in the call expression keeps them alive and unmoved.
+	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	clear(iov)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// flush writes queued requests in order while the descriptor takes them.
+// Runs on the loop, with a reference held, after an edge says writable.
+func (c *Conn) flush() {
+	c.wmu.Lock()
+	c.writable = true
+	for !c.queueEmptyLocked() {
+		req := c.wq[c.whead]
+		done, err := c.writeOutLocked(req)
+		if err != nil {
+			c.wmu.Unlock()
+			c.fail(err)
+			return
+		}
+		if !done {
+			break
+		}
+		c.popLocked()
+		c.completeWriteLocked(req, nil)
+	}
+	closeNow := false
+	if c.queueEmptyLocked() {
+		if c.shutAfterFlush {
+			c.shutAfterFlush = false
+			if err := c.shutdownWriteLocked(); err != nil {
+				c.wmu.Unlock()
+				c.fail(err)
+				return
+			}
+		}
+		closeNow = c.state == stateClosing
+	}
+	c.wmu.Unlock()
+	if closeNow {
+		c.closeWith(nil, false)
+	}
+}
+
+func (c *Conn) shutdownWriteLocked() error {
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		return os.NewSyscallError("shutdown", err)
+	}
+	return nil
+}
+
+// closeDescriptor removes the descriptor from the poller and the token
+// table, then closes it: with SO_LINGER 0 when abortive, so the peer gets
+// a reset instead of a FIN. Runs once, from destroy.
+func (c *Conn) closeDescriptor(abortive bool) {
+	if err := c.loop.Poller().Remove(c.fd); err != nil {
+		c.env.Counters.CloseErrors.Add(1)
+	}
+	c.loop.Table().Remove(&c.reg)
+	c.loop.AddLoad(-1)
+	if abortive {
+		// Best effort: if it fails the close below still happens, as a
+		// graceful one.
+		if err := unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+			c.env.Counters.CloseErrors.Add(1)
+		}
+	}
+	closeFD(c.env, c.fd)
+}
+
+// register publishes c in the token table and the poller of its loop.
+func (c *Conn) register() error {
+	tok := c.loop.Table().Insert(&c.reg, c)
+	if err := c.loop.Poller().Add(c.fd, tok, connInterest); err != nil {
+		c.loop.Table().Remove(&c.reg)
+		return err
+	}
+	c.loop.AddLoad(1)
+	return nil
+}
+
+// soError reads the descriptor's pending error (SO_ERROR) and names it
+// after op, the operation it belongs to.
+func soError(fd int, op string) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt", err)
+	}
+	if v != 0 {
+		return os.NewSyscallError(op, unix.Errno(v))
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package sock
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+)
+
+// Dial starts a non-blocking connect to addr. Failures known at once (a
+// bad address, no descriptor, a refusal the kernel reports immediately)
+// are returned and leave nothing behind. Otherwise the connection's
+// OnOpen follows when it is established, or its OnClose with a
+// *DialError when it fails or times out; the socket is closed then.
+func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := newSocket(a)
+	if err != nil {
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	env.Counters.FDs.Add(1)
+	if env.NoDelay {
+		setNoDelay(fd) // best effort: a failure costs latency, not data
+	}
+	err = unix.Connect(fd, toSockaddr(a))
+	if err != nil && err != unix.EINPROGRESS {
+		closeFD(env, fd)
+		env.Counters.DialFailures.Add(1)
+		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("connect", err)}
+	}
+	c := newConn(env, env.Group.Pick(), fd, h)
+	c.addr = addr
+	c.remote = a
+	c.dialing.Store(true)
+	c.connectTimer.Init(c.connectExpired)
+	if err := c.register(); err != nil {
+		closeFD(env, fd)
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	if o.Timeout > 0 {
+		c.loop.ArmTimer(&c.connectTimer, o.Timeout)
+	}
+	return c, nil
+}
+
+// finishConnect handles the first event of a connecting socket.
+func (c *Conn) finishConnect(f poller.Flags) {
+	if f&(poller.Out|poller.Err|poller.Hup) == 0 {
+		return
+	}
+	if err := soError(c.fd, "connect"); err != nil {
+		c.env.Counters.DialFailures.Add(1)
+		c.fail(&DialError{Addr: c.addr, Err: err})
+		return
+	}
+	if !c.dialing.CompareAndSwap(true, false) {
+		return
+	}
+	c.loop.StopTimer(&c.connectTimer)
+	c.local = localAddr(c.fd)
+	c.open()
+}
+
+// closeFD closes a descriptor the engine opened and counts it.
+func closeFD(env *Env, fd int) {
+	if err := unix.Close(fd); err != nil {
+		env.Counters.CloseErrors.Add(1)
+	}
+	env.Counters.FDs.Add(-1)
+}

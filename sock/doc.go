@@ -1,0 +1,29 @@
+// Package sock holds the engine's sockets: listeners, outbound connectors
+// and stream connections, driven by the I/O threads of package pool.
+//
+// The API is proactor-style, as on IOCP: the user issues a read and later
+// receives a completion carrying a filled buffer; the user issues a write
+// of one or many buffers and later receives a completion once the kernel
+// has taken every byte. On Linux the engine emulates completions on top of
+// edge-triggered epoll readiness; on Windows (a later backend) the kernel
+// completes them.
+//
+// # Callbacks
+//
+// Every callback of a connection runs on one of the engine's I/O threads,
+// never on the goroutine that issued the operation, and the callbacks of
+// one connection never run at the same time as each other. They must not
+// block. A panic in a callback is recovered: that connection is closed
+// with a *PanicError and the engine keeps serving the others.
+//
+// # Lifetime
+//
+// A connection is a reference count plus a closed bit, as in Go's
+// internal/poll fdMutex. Every operation in flight (a system call, a
+// queued task, an undelivered OnOpen) holds a reference; closing sets the
+// bit and drops the connection's own reference; the holder of the last
+// reference removes the descriptor from the poller and closes it. So a
+// descriptor number is never reused while this connection could still
+// touch it, OnClose runs exactly once and last, and every operation after
+// close fails with an error that matches net.ErrClosed.
+package sock

@@ -1,0 +1,61 @@
+package sock
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/ioreactor/reactor/pool"
+	"github.com/ioreactor/reactor/seq"
+)
+
+// Env is what sockets need from the engine that owns them.
+type Env struct {
+	Group    *pool.Group
+	Buffers  *pool.Buffers
+	Counters *Counters
+	// Linger bounds a graceful Close: writes not flushed by then are
+	// dropped and the connection is aborted. 0 means DefaultLinger.
+	Linger time.Duration
+	// MaxReads is how many reads a connection may have outstanding;
+	// 0 means 1.
+	MaxReads int
+	// NoDelay sets TCP_NODELAY on every connection (true in the engine's
+	// default configuration: an echo engine should not wait for Nagle).
+	NoDelay bool
+	// ReadSeqStart and WriteSeqStart are the first stamps of every
+	// connection's reads and writes. Tests set them near the top of the
+	// range to drive real traffic through the wrap-around.
+	ReadSeqStart, WriteSeqStart seq.Number
+}
+
+// DefaultLinger is the default bound on a graceful close.
+const DefaultLinger = 30 * time.Second
+
+func (e *Env) linger() time.Duration {
+	if e.Linger > 0 {
+		return e.Linger
+	}
+	return DefaultLinger
+}
+
+func (e *Env) maxReads() int {
+	if e.MaxReads > 0 {
+		return e.MaxReads
+	}
+	return 1
+}
+
+// Counters are the sockets' resource counters. Fields are updated
+// atomically and may be read at any time.
+type Counters struct {
+	ConnsOpen     atomic.Int64 // connections between OnOpen and OnClose
+	ConnsTotal    atomic.Int64 // connections ever opened
+	FDs           atomic.Int64 // descriptors the engine holds open
+	BytesIn       atomic.Int64 // bytes read from connections
+	BytesOut      atomic.Int64 // bytes written to connections
+	Accepts       atomic.Int64 // connections accepted
+	AcceptBackoff atomic.Int64 // times accept paused for lack of descriptors or memory
+	Panics        atomic.Int64 // callbacks that panicked
+	CloseErrors   atomic.Int64 // close(2) or epoll removal that reported an error
+	DialFailures  atomic.Int64 // outbound connects that failed
+}

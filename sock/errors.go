@@ -1,0 +1,46 @@
+package sock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+var (
+	// ErrClosed is returned by operations on a closed connection or
+	// listener, and after a write side was shut down. It wraps
+	// net.ErrClosed, so errors.Is(err, net.ErrClosed) holds.
+	ErrClosed = fmt.Errorf("sock: use of closed connection: %w", net.ErrClosed)
+	// ErrLingerTimeout closes a connection whose graceful close could not
+	// flush its queued writes within the linger bound; the rest is dropped
+	// and the peer gets a reset.
+	ErrLingerTimeout = errors.New("sock: graceful close did not flush within the linger bound")
+	// ErrConnectTimeout fails an outbound connect that did not finish in time.
+	ErrConnectTimeout = errors.New("sock: connect timed out")
+	// ErrNotSupported is returned on a platform whose backend is not built yet.
+	ErrNotSupported = errors.New("sock: not supported on this platform yet")
+	// ErrTooManyReads is returned by Read when the connection already has
+	// its maximum number of reads outstanding.
+	ErrTooManyReads = errors.New("sock: too many reads outstanding")
+)
+
+// PanicError is the close reason of a connection whose callback panicked.
+type PanicError struct {
+	Value any    // what the callback passed to panic
+	Stack []byte // the stack of the panicking goroutine
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("sock: callback panicked: %v", e.Value)
+}
+
+// DialError is the close reason of an outbound connect that failed.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "sock: dial " + e.Addr + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying cause.
+func (e *DialError) Unwrap() error { return e.Err }

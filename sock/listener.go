@@ -1,0 +1,132 @@
+package sock
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
+)
+
+// ListenOptions tunes a listener.
+type ListenOptions struct {
+	// Backlog is the length of the kernel's accept queue; 0 means 4096
+	// (the kernel caps it at net.core.somaxconn).
+	Backlog int
+	// ReusePort sets SO_REUSEPORT, so several listeners (in this process or
+	// others) can share the port and the kernel spreads connections.
+	ReusePort bool
+}
+
+// Accept back-off when the process or system is out of descriptors or
+// memory: the listener stops accepting, retries after the delay, and
+// doubles it up to the cap. The listener itself never fails for this: the
+// pending connections wait in the kernel's queue.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = 200 * time.Millisecond
+	// acceptBurst bounds the accepts done for one event, so a flood of
+	// connections cannot starve the loop's other descriptors; the rest are
+	// taken in a posted task.
+	acceptBurst = 128
+)
+
+// Listener accepts stream connections and hands each to a loop chosen by
+// the engine's balancer. Its callbacks go to the Handler given to Listen.
+type Listener struct {
+	reg  pool.Registration
+	fd   sysfd
+	loop *pool.Loop
+	env  *Env
+	h    Handler
+	life lifetime
+	addr netip.AddrPort
+	done chan struct{}
+
+	mu      sync.Mutex // serialises accepting (several threads in shared mode)
+	backoff time.Duration
+	paused  bool // waiting for the back-off timer
+	timer   pool.Timer
+}
+
+// Addr is the address the listener is bound to (with the real port when
+// 0 was asked for).
+func (ln *Listener) Addr() netip.AddrPort { return ln.addr }
+
+// Close stops accepting and closes the listening descriptor on its loop.
+// Connections already accepted are not affected. Done is closed once the
+// descriptor is closed.
+func (ln *Listener) Close() error {
+	if !ln.life.markClosed() {
+		return ErrClosed
+	}
+	ln.decref()
+	return nil
+}
+
+// Done is closed when the listener's descriptor has been closed.
+func (ln *Listener) Done() <-chan struct{} { return ln.done }
+
+func (ln *Listener) decref() {
+	if ln.life.decref() {
+		ln.loop.Post(listenerTeardown{ln})
+	}
+}
+
+// listenerTeardown is the task that closes a listener on its loop.
+type listenerTeardown struct{ ln *Listener }
+
+func (t listenerTeardown) RunTask(*pool.Loop) {
+	ln := t.ln
+	ln.loop.StopTimer(&ln.timer)
+	ln.closeDescriptor()
+	close(ln.done)
+}
+
+// RunTask implements pool.Task: accept what an earlier burst left.
+func (ln *Listener) RunTask(*pool.Loop) { ln.acceptSome() }
+
+// HandleEvent implements pool.Handler.
+func (ln *Listener) HandleEvent(*pool.Loop, poller.Flags) { ln.acceptSome() }
+
+// resume runs when the back-off timer fires.
+func (ln *Listener) resume() {
+	ln.mu.Lock()
+	ln.paused = false
+	ln.mu.Unlock()
+	ln.acceptSome()
+}
+
+func (ln *Listener) acceptSome() {
+	if !ln.life.incref() {
+		return
+	}
+	defer ln.decref()
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.paused {
+		return
+	}
+	for i := 0; i < acceptBurst; i++ {
+		switch ln.acceptOne() {
+		case acceptDrained:
+			return
+		case acceptPause:
+			ln.env.Counters.AcceptBackoff.Add(1)
+			ln.backoff = min(max(2*ln.backoff, acceptBackoffMin), acceptBackoffMax)
+			ln.paused = true
+			ln.loop.ArmTimer(&ln.timer, ln.backoff)
+			return
+		}
+	}
+	ln.loop.Post(ln)
+}
+
+type acceptResult uint8
+
+const (
+	acceptTaken   acceptResult = iota // a connection, or a failure of that one client: go on
+	acceptDrained                     // the queue is empty: wait for the next edge
+	acceptPause                       // out of descriptors or memory: back off
+)

@@ -1,0 +1,105 @@
+package sock
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+)
+
+// Listen binds addr and starts accepting on a loop of env's group. Every
+// accepted connection gets h.
+func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := newSocket(a)
+	if err != nil {
+		return nil, err
+	}
+	env.Counters.FDs.Add(1)
+	ln := &Listener{fd: fd, env: env, h: h, done: make(chan struct{})}
+	ln.timer.Init(ln.resume)
+	if err := ln.bind(toSockaddr(a), o); err != nil {
+		closeFD(env, fd)
+		return nil, err
+	}
+	ln.addr = localAddr(fd)
+	ln.life.init()
+	ln.loop = env.Group.Pick()
+	tok := ln.loop.Table().Insert(&ln.reg, ln)
+	if err := ln.loop.Poller().Add(fd, tok, poller.Readable|poller.EdgeTriggered); err != nil {
+		ln.loop.Table().Remove(&ln.reg)
+		closeFD(env, fd)
+		return nil, err
+	}
+	// Connections may already wait in the queue; the edge for them may
+	// have passed before the registration.
+	ln.loop.Post(ln)
+	return ln, nil
+}
+
+func (ln *Listener) bind(sa unix.Sockaddr, o ListenOptions) error {
+	if err := unix.SetsockoptInt(ln.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	if o.ReusePort {
+		if err := unix.SetsockoptInt(ln.fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if err := unix.Bind(ln.fd, sa); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	backlog := o.Backlog
+	if backlog <= 0 {
+		backlog = 4096
+	}
+	if err := unix.Listen(ln.fd, backlog); err != nil {
+		return os.NewSyscallError("listen", err)
+	}
+	return nil
+}
+
+// acceptOne accepts one connection and hands it to its loop.
+func (ln *Listener) acceptOne() acceptResult {
+	nfd, sa, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	switch err {
+	case nil:
+	case unix.EAGAIN:
+		return acceptDrained
+	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		return acceptPause
+	default:
+		// ECONNABORTED, EPROTO, EPERM (a firewall), EINTR: that client's
+		// trouble, not the listener's.
+		return acceptTaken
+	}
+	ln.backoff = 0
+	env := ln.env
+	env.Counters.FDs.Add(1)
+	env.Counters.Accepts.Add(1)
+	if env.NoDelay {
+		setNoDelay(nfd) // best effort: a failure costs latency, not data
+	}
+	c := newConn(env, env.Group.Pick(), nfd, ln.h)
+	c.remote = fromSockaddr(sa)
+	c.local = localAddr(nfd)
+	c.state = stateOpen
+	if err := c.register(); err != nil {
+		closeFD(env, nfd)
+		return acceptTaken
+	}
+	c.open()
+	return acceptTaken
+}
+
+func (ln *Listener) closeDescriptor() {
+	if err := ln.loop.Poller().Remove(ln.fd); err != nil {
+		ln.env.Counters.CloseErrors.Add(1)
+	}
+	ln.loop.Table().Remove(&ln.reg)
+	closeFD(ln.env, ln.fd)
+}
