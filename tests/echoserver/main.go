@@ -1,0 +1,102 @@
+// Command echoserver serves the echo protocol on the engine, for driving
+// from other processes (tests/stress -addr, load tools, netcat).
+//
+// Once it accepts connections it prints one line, "listening on ADDR", to
+// standard output with the real address, so -addr 127.0.0.1:0 can be used
+// by a script. On SIGINT or SIGTERM it shuts the engine down and prints
+// its counters, one per line; it exits 1 if the shutdown left something
+// behind, or if it could not start.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
+)
+
+// shutdownTimeout bounds the graceful close of the connections at exit.
+const shutdownTimeout = 5 * time.Second
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:7007", "address to listen on (port 0 picks one)")
+	threads := flag.Int("io-threads", 0, "I/O threads (0 = one per CPU)")
+	bufSize := flag.Int("buffer-size", 16384, "size of the engine's pooled buffers in bytes")
+	shared := flag.Bool("shared", false, "all I/O threads wait on one shared poller")
+	reads := flag.Int("reads", 1, "reads outstanding per connection")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fatalf("unexpected arguments: %q", flag.Args())
+	}
+	if *threads < 0 || *bufSize <= 0 || *reads < 1 {
+		fatalf("-io-threads must be ≥ 0, -buffer-size > 0 and -reads ≥ 1")
+	}
+
+	e, err := reactor.New(reactor.Config{
+		IOThreads:    *threads,
+		BufferSize:   *bufSize,
+		SharedPoller: *shared,
+		MaxReads:     *reads,
+	})
+	if err != nil {
+		fatalf("starting the engine: %v", err)
+	}
+	// Catch the signals before announcing the address, so a script that
+	// signals right after reading the line is not racing the handler.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ln, err := e.Listen(*addr, &echo.Handler{Reads: *reads}, reactor.ListenOptions{})
+	if err != nil {
+		if serr := e.Shutdown(shutdownTimeout); serr != nil {
+			fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
+		}
+		fatalf("listening on %s: %v", *addr, err)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+
+	sig := <-sigs
+	signal.Stop(sigs)
+	fmt.Fprintf(os.Stderr, "echoserver: %v: shutting down\n", sig)
+	serr := e.Shutdown(shutdownTimeout)
+	printStats(os.Stdout, e.Stats())
+	if serr != nil {
+		fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
+		os.Exit(1)
+	}
+}
+
+// printStats writes the engine's counters, one per line.
+func printStats(w io.Writer, s reactor.Stats) {
+	fmt.Fprintf(w, "connections total:    %d\n", s.ConnsTotal)
+	fmt.Fprintf(w, "connections open:     %d\n", s.ConnsOpen)
+	fmt.Fprintf(w, "accepts:              %d\n", s.Accepts)
+	fmt.Fprintf(w, "accept back-offs:     %d\n", s.AcceptBackoff)
+	fmt.Fprintf(w, "bytes in:             %d\n", s.BytesIn)
+	fmt.Fprintf(w, "bytes out:            %d\n", s.BytesOut)
+	fmt.Fprintf(w, "callback panics:      %d\n", s.Panics)
+	fmt.Fprintf(w, "close errors:         %d\n", s.CloseErrors)
+	fmt.Fprintf(w, "engine fds:           %d\n", s.FDs)
+	fmt.Fprintf(w, "poller registrations: %d\n", s.Registrations)
+	fmt.Fprintf(w, "buffer size:          %d\n", s.Buffers.Size)
+	fmt.Fprintf(w, "buffers allocated:    %d\n", s.Buffers.Allocated)
+	fmt.Fprintf(w, "buffers in use:       %d\n", s.Buffers.InUse)
+	fmt.Fprintf(w, "buffers peak:         %d\n", s.Buffers.Peak)
+	fmt.Fprintf(w, "buffer gets:          %d\n", s.Buffers.Gets)
+	fmt.Fprintf(w, "buffer releases:      %d\n", s.Buffers.Releases)
+	for i, t := range s.Threads {
+		fmt.Fprintf(w, "thread %d: loop %d, events %d, stale %d, tasks %d, timers %d, waits %d\n",
+			i, t.Loop, t.Events, t.Stale, t.Tasks, t.Timers, t.Waits)
+	}
+	fmt.Fprintf(w, "goroutines:           %d\n", s.Goroutines)
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "echoserver: "+format+"\n", args...)
+	os.Exit(1)
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/hist"
+)
+
+// Report is the outcome of a run. Durations are in nanoseconds in JSON.
+type Report struct {
+	Config   Config `json:"config"`
+	Server   string `json:"server"` // the address driven
+	Duration int64  `json:"duration_ns"`
+	Conns    int    `json:"conns"` // connections established
+	// Messages are chunks written and wholly echoed back.
+	Messages       uint64  `json:"messages"`
+	MessagesPerSec float64 `json:"messages_per_sec"`
+	// BytesValidated are bytes echoed back and checked against the
+	// pattern; as many were sent. MBPerSec is their rate in one direction,
+	// in 10^6 bytes per second.
+	BytesValidated int64        `json:"bytes_validated"`
+	MBPerSec       float64      `json:"mb_per_sec"`
+	Latency        Latency      `json:"latency"`
+	Corruptions    []Corruption `json:"corruptions"`
+	ClientErrors   []string     `json:"client_errors"`
+	ShutdownError  string       `json:"shutdown_error,omitempty"`
+	// Before is counted before the engine starts (the process) and just
+	// after (the engine); After once the engine is shut down.
+	Before Snapshot `json:"before"`
+	After  Snapshot `json:"after"`
+	// Failures say why the run failed; empty if it passed.
+	Failures []string `json:"failures"`
+	// GoroutineDump holds the stacks when goroutines outlived the run.
+	GoroutineDump string `json:"-"`
+}
+
+// Latency summarises the chunks' round trips: from the start of a chunk's
+// write to the arrival of its last echoed byte.
+type Latency struct {
+	P50  int64 `json:"p50_ns"`
+	P99  int64 `json:"p99_ns"`
+	P999 int64 `json:"p999_ns"`
+	Max  int64 `json:"max_ns"`
+	Mean int64 `json:"mean_ns"`
+}
+
+// Snapshot is a set of counters at one point of the run.
+type Snapshot struct {
+	Engine  *EngineCounters `json:"engine,omitempty"` // nil when driving an external server
+	Process ProcessCounters `json:"process"`
+}
+
+// EngineCounters are the engine's counters that tell a leak.
+type EngineCounters struct {
+	ConnsOpen        int64 `json:"conns_open"`
+	ConnsTotal       int64 `json:"conns_total"`
+	FDs              int64 `json:"fds"`
+	Registrations    int   `json:"registrations"`
+	BuffersInUse     int64 `json:"buffers_in_use"`
+	BuffersAllocated int64 `json:"buffers_allocated"`
+	BuffersPeak      int64 `json:"buffers_peak"`
+	Panics           int64 `json:"panics"`
+}
+
+// ProcessCounters are the whole process's, client included.
+type ProcessCounters struct {
+	FDs            *int   `json:"fds"` // open descriptors; nil if not countable here
+	FDsUnavailable string `json:"fds_unavailable,omitempty"`
+	Goroutines     int    `json:"goroutines"`
+}
+
+func takeEngine(e *reactor.Engine) EngineCounters {
+	s := e.Stats()
+	return EngineCounters{
+		ConnsOpen: s.ConnsOpen, ConnsTotal: s.ConnsTotal, FDs: s.FDs,
+		Registrations: s.Registrations, Panics: s.Panics,
+		BuffersInUse: s.Buffers.InUse, BuffersAllocated: s.Buffers.Allocated, BuffersPeak: s.Buffers.Peak,
+	}
+}
+
+func takeProcess() ProcessCounters {
+	p := ProcessCounters{Goroutines: runtime.NumGoroutine()}
+	if n, err := openFDs(); err != nil {
+		p.FDsUnavailable = err.Error()
+	} else {
+		p.FDs = &n
+	}
+	return p
+}
+
+// settledTo says whether nothing is left above base.
+func (p ProcessCounters) settledTo(base ProcessCounters) bool {
+	fdsOK := p.FDs == nil || base.FDs == nil || *p.FDs <= *base.FDs
+	return fdsOK && p.Goroutines <= base.Goroutines
+}
+
+// collect adds up the clients once their goroutines have returned.
+func (r *Report) collect(clients []*client) {
+	var h hist.Histogram
+	for _, c := range clients {
+		h.Merge(&c.hist)
+		r.Messages += c.messages
+		r.BytesValidated += c.received
+		if c.corrupt != nil {
+			r.Corruptions = append(r.Corruptions, *c.corrupt)
+		}
+		if c.err != nil {
+			r.ClientErrors = append(r.ClientErrors, c.err.Error())
+		}
+		if c.closeErr != nil {
+			r.ClientErrors = append(r.ClientErrors, fmt.Sprintf("conn %d: close: %v", c.id, c.closeErr))
+		}
+	}
+	secs := float64(r.Duration) / 1e9
+	r.MessagesPerSec = float64(r.Messages) / secs
+	r.MBPerSec = float64(r.BytesValidated) / 1e6 / secs
+	r.Latency = Latency{
+		P50: int64(h.Quantile(0.5)), P99: int64(h.Quantile(0.99)), P999: int64(h.Quantile(0.999)),
+		Max: int64(h.Max()), Mean: int64(h.Mean()),
+	}
+}
+
+// judge fills Failures: corruptions, client errors, a failed shutdown and
+// anything the run left behind.
+func (r *Report) judge() {
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
+	if n := len(r.Corruptions); n > 0 {
+		fail("%d corrupted connection(s)", n)
+	}
+	if n := len(r.ClientErrors); n > 0 {
+		fail("%d client error(s)", n)
+	}
+	if r.BytesValidated == 0 && r.Conns > 0 {
+		fail("no byte was echoed")
+	}
+	if r.ShutdownError != "" {
+		fail("engine shutdown: %s", r.ShutdownError)
+	}
+	if a := r.After.Engine; a != nil {
+		if a.ConnsOpen != 0 {
+			fail("leak: %d connections open after shutdown", a.ConnsOpen)
+		}
+		if a.BuffersInUse != 0 {
+			fail("leak: %d buffers in use after shutdown", a.BuffersInUse)
+		}
+		if a.FDs != 0 {
+			fail("leak: the engine holds %d descriptors after shutdown", a.FDs)
+		}
+		if a.Registrations != 0 {
+			fail("leak: %d sockets still registered with the pollers after shutdown", a.Registrations)
+		}
+		if a.Panics != 0 {
+			fail("%d engine callbacks panicked", a.Panics)
+		}
+	}
+	b, a := r.Before.Process, r.After.Process
+	if a.FDs != nil && b.FDs != nil && *a.FDs > *b.FDs {
+		fail("leak: %d open descriptors in the process, %d before the engine started", *a.FDs, *b.FDs)
+	}
+	if a.Goroutines > b.Goroutines {
+		fail("leak: %d goroutines, %d before the engine started", a.Goroutines, b.Goroutines)
+		var sb strings.Builder
+		if err := pprof.Lookup("goroutine").WriteTo(&sb, 1); err != nil {
+			fmt.Fprintf(&sb, "goroutine dump failed: %v\n", err)
+		}
+		r.GoroutineDump = sb.String()
+	}
+}
+
+// OK says whether the run passed.
+func (r *Report) OK() bool { return len(r.Failures) == 0 }
+
+// Verdict is the last line printed: PASS, or FAIL with the reasons.
+func (r *Report) Verdict() string {
+	if r.OK() {
+		return "PASS"
+	}
+	return "FAIL: " + strings.Join(r.Failures, "; ")
+}

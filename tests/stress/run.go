@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
+)
+
+const (
+	// shutdownTimeout bounds the engine's graceful close of what is left.
+	shutdownTimeout = 5 * time.Second
+	// dialTimeout bounds each connect.
+	dialTimeout = 5 * time.Second
+	// settleTimeout bounds the wait for goroutines and descriptors to go
+	// back to their baseline after shutdown; settleStep is the poll period.
+	settleTimeout = 2 * time.Second
+	settleStep    = 10 * time.Millisecond
+)
+
+// Config is what the flags set.
+type Config struct {
+	Addr       string        `json:"addr,omitempty"` // an external server; "" runs the engine in-process
+	Conns      int           `json:"conns"`
+	Duration   time.Duration `json:"duration_ns"`
+	Drain      time.Duration `json:"drain_ns"` // bound on the drain after the writers stop
+	MinSize    int           `json:"min_size"`
+	MaxSize    int           `json:"max_size"`
+	Window     int           `json:"window"`
+	Seed       uint64        `json:"seed"`
+	IOThreads  int           `json:"io_threads"`
+	BufferSize int           `json:"buffer_size"`
+	Shared     bool          `json:"shared"`
+	Reads      int           `json:"reads"`
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Conns < 1:
+		return errors.New("-conns must be at least 1")
+	case c.Duration <= 0 || c.Drain <= 0:
+		return errors.New("-duration and -drain must be positive")
+	case c.MinSize < 1 || c.MaxSize < c.MinSize:
+		return errors.New("need 1 ≤ -min-size ≤ -max-size")
+	case c.Window < c.MaxSize:
+		return fmt.Errorf("-window (%d) must be at least -max-size (%d): a chunk must fit in the window", c.Window, c.MaxSize)
+	case c.IOThreads < 0 || c.BufferSize < 1 || c.Reads < 1:
+		return errors.New("need -io-threads ≥ 0, -buffer-size ≥ 1 and -reads ≥ 1")
+	}
+	if c.Addr == "" {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: want a loopback IP:port such as 127.0.0.1:7007: %v", c.Addr, err)
+	}
+	if !ap.Addr().IsLoopback() || ap.Port() == 0 {
+		return fmt.Errorf("-addr %s: refusing a non-loopback address or port 0: the stress test sends traffic on loopback only", c.Addr)
+	}
+	return nil
+}
+
+// run drives the echo server for cfg.Duration (less if ctx ends first)
+// and returns the report; an error means the run could not start. live,
+// if not nil, gets the progress line.
+func run(ctx context.Context, cfg Config, live io.Writer) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := primeNetpoller(); err != nil {
+		return nil, err
+	}
+	// Empty lists, not nil, so that the JSON report says [] rather than null.
+	rep := &Report{Config: cfg, Server: cfg.Addr, Corruptions: []Corruption{}, ClientErrors: []string{}, Failures: []string{}}
+	rep.Before.Process = takeProcess()
+
+	var e *reactor.Engine
+	if cfg.Addr == "" {
+		var err error
+		if e, rep.Server, err = startEngine(cfg); err != nil {
+			return nil, err
+		}
+		before := takeEngine(e)
+		rep.Before.Engine = &before
+	}
+
+	var t totals
+	clients := dialAll(ctx, &cfg, rep.Server, &t, rep)
+	rep.Conns = len(clients)
+	start := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		// The hard bound on every blocking call, should the server hang
+		// before the writers are stopped.
+		c.setDeadline(start.Add(cfg.Duration + cfg.Drain))
+		wg.Go(func() { c.write(stop) })
+		wg.Go(c.read)
+	}
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	stopProgress := startProgress(live, &t, start)
+
+	timer := time.NewTimer(cfg.Duration)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-finished: // every connection ended early
+	}
+	timer.Stop()
+	close(stop)
+	drainBy := time.Now().Add(cfg.Drain)
+	for _, c := range clients {
+		c.setDeadline(drainBy)
+	}
+	<-finished // bounded by the deadlines
+	rep.Duration = int64(time.Since(start))
+	stopProgress()
+	rep.collect(clients)
+
+	if e != nil {
+		if err := e.Shutdown(shutdownTimeout); err != nil {
+			rep.ShutdownError = err.Error()
+		}
+		after := takeEngine(e)
+		rep.After.Engine = &after
+	}
+	rep.After.Process = settle(rep.Before.Process)
+	rep.judge()
+	return rep, nil
+}
+
+// primeNetpoller makes the Go runtime open its own poller descriptors (an
+// epoll instance and an eventfd on Linux, kept for the life of the
+// process) before the baseline is counted, so they are not taken for a
+// leak.
+func primeNetpoller() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("opening a loopback socket: %w", err)
+	}
+	return ln.Close()
+}
+
+// startEngine starts the engine with an echo listener on a loopback port
+// chosen by the kernel, and returns the address it listens on.
+func startEngine(cfg Config) (*reactor.Engine, string, error) {
+	e, err := reactor.New(reactor.Config{
+		IOThreads:    cfg.IOThreads,
+		BufferSize:   cfg.BufferSize,
+		SharedPoller: cfg.Shared,
+		MaxReads:     cfg.Reads,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the engine: %w", err)
+	}
+	ln, err := e.Listen("127.0.0.1:0", &echo.Handler{Reads: cfg.Reads}, reactor.ListenOptions{})
+	if err != nil {
+		err = fmt.Errorf("listening: %w", err)
+		if serr := e.Shutdown(shutdownTimeout); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shutting the engine down: %w", serr))
+		}
+		return nil, "", err
+	}
+	return e, ln.Addr().String(), nil
+}
+
+// dialAll connects cfg.Conns clients; a connection that fails is a client
+// error in rep and the run goes on with the others.
+func dialAll(ctx context.Context, cfg *Config, addr string, t *totals, rep *Report) []*client {
+	pat := newPattern(max(cfg.MaxSize, readSize))
+	d := net.Dialer{Timeout: dialTimeout}
+	var clients []*client
+	for i := range cfg.Conns {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			rep.ClientErrors = append(rep.ClientErrors, fmt.Sprintf("conn %d: dial %s: %v", i, addr, err))
+			continue
+		}
+		clients = append(clients, newClient(i, conn.(*net.TCPConn), cfg, pat, t))
+	}
+	return clients
+}
+
+// settle waits, up to settleTimeout, for the goroutines and descriptors
+// of the process to go back to the baseline (goroutines that have closed
+// their channels may still be on their way out) and returns the last
+// count.
+func settle(base ProcessCounters) ProcessCounters {
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		now := takeProcess()
+		if now.settledTo(base) || time.Now().After(deadline) {
+			return now
+		}
+		time.Sleep(settleStep)
+	}
+}
