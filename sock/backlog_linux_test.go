@@ -1,0 +1,75 @@
+package sock_test
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/testutil"
+	"github.com/ioreactor/reactor/sock"
+)
+
+// fullListener makes a raw listener of backlog 0 that never accepts and
+// fills its queue; later SYNs to it are dropped by the kernel.
+func fullListener(t *testing.T) (string, func()) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	port := sa.(*unix.SockaddrInet4).Port
+	var fillers []int
+	for i := 0; i < 4; i++ { // backlog 0 admits one; a few more make sure
+		c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Connect(c, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+		fillers = append(fillers, c)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return addr, func() {
+		for _, c := range fillers {
+			unix.Close(c)
+		}
+		unix.Close(fd)
+	}
+}
+
+// TestDialTimeout: a connect that cannot finish (the listener's accept
+// queue is full, so the kernel drops the SYN) fails with
+// ErrConnectTimeout after the timeout, and closes its socket.
+func TestDialTimeout(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	addr, cleanup := fullListener(t)
+	defer cleanup()
+	failed := make(chan error, 1)
+	start := time.Now()
+	const timeout = 100 * time.Millisecond
+	_, err := e.Dial(addr, &funcHandler{
+		onOpen:  func(c *reactor.Conn) { t.Error("connected through a full accept queue") },
+		onClose: func(c *reactor.Conn, err error) { failed <- err },
+	}, reactor.DialOptions{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = wait(t, failed, "the connect timeout")
+	if !errors.Is(err, sock.ErrConnectTimeout) {
+		t.Fatalf("close reason %v, want ErrConnectTimeout", err)
+	}
+	if el := time.Since(start); el < timeout {
+		t.Fatalf("timed out after %v, before the %v asked", el, timeout)
+	}
+}
