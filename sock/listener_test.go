@@ -1,0 +1,47 @@
+package sock_test
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/internal/testutil"
+)
+
+// TestListenReusePort: with ReusePort two listeners share a port and both
+// serve; without it the second bind fails with a clear error.
+func TestListenReusePort(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	h := &echo.Handler{}
+	a, err := e.Listen("127.0.0.1:0", h, reactor.ListenOptions{ReusePort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := a.Addr().String()
+	if _, err := e.Listen(addr, h, reactor.ListenOptions{}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("second Listen without ReusePort: %v, want EADDRINUSE", err)
+	}
+	b, err := e.Listen(addr, h, reactor.ListenOptions{ReusePort: true})
+	if err != nil {
+		t.Fatalf("second Listen with ReusePort: %v", err)
+	}
+	a.Close()
+	<-a.Done()
+	c := dial(t, addr) // only b is left to accept it
+	defer c.Close()
+	if err := echoOn(c, []byte("reuse")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+func TestListenBadAddress(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	for _, addr := range []string{"nohost", "127.0.0.1:99999", "example.com:80"} {
+		if _, err := e.Listen(addr, &echo.Handler{}, reactor.ListenOptions{}); err == nil {
+			t.Errorf("Listen(%q) succeeded", addr)
+		}
+	}
+}
