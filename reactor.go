@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ioreactor/reactor/pool"
+	"github.com/ioreactor/reactor/seq"
 	"github.com/ioreactor/reactor/sock"
 )
 
@@ -61,6 +62,10 @@ type Config struct {
 	BusyPoll time.Duration
 	// Delay leaves Nagle's algorithm on (TCP_NODELAY is set by default).
 	Delay bool
+	// SeqStart is the first sequence number of every connection's reads and
+	// writes. Tests start it just below the top of the range to drive real
+	// traffic through the wrap-around; other users leave it 0.
+	SeqStart seq.Number
 }
 
 // Engine owns the I/O threads, the buffer pool and every socket made
@@ -101,6 +106,10 @@ func New(cfg Config) (*Engine, error) {
 		Linger:   cfg.Linger,
 		MaxReads: cfg.MaxReads,
 		NoDelay:  !cfg.Delay,
+		Shared:   cfg.SharedPoller,
+
+		ReadSeqStart:  cfg.SeqStart,
+		WriteSeqStart: cfg.SeqStart,
 	}
 	return e, nil
 }
@@ -160,31 +169,35 @@ type Stats struct {
 	Accepts       int64
 	AcceptBackoff int64 // accept pauses for lack of descriptors or memory
 	DialFailures  int64
-	Panics        int64 // callbacks that panicked
-	CloseErrors   int64
-	Registrations int // sockets registered with the pollers
-	Buffers       pool.BufferStats
-	Threads       []pool.ThreadStats
-	Goroutines    int
+	// ReadsReordered counts read completions that arrived before an
+	// earlier read's and waited in the in-order list.
+	ReadsReordered int64
+	Panics         int64 // callbacks that panicked
+	CloseErrors    int64
+	Registrations  int // sockets registered with the pollers
+	Buffers        pool.BufferStats
+	Threads        []pool.ThreadStats
+	Goroutines     int
 }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	c := &e.counters
 	return Stats{
-		ConnsOpen:     c.ConnsOpen.Load(),
-		ConnsTotal:    c.ConnsTotal.Load(),
-		FDs:           c.FDs.Load(),
-		BytesIn:       c.BytesIn.Load(),
-		BytesOut:      c.BytesOut.Load(),
-		Accepts:       c.Accepts.Load(),
-		AcceptBackoff: c.AcceptBackoff.Load(),
-		DialFailures:  c.DialFailures.Load(),
-		Panics:        c.Panics.Load(),
-		CloseErrors:   c.CloseErrors.Load(),
-		Registrations: e.group.Table().Len(),
-		Buffers:       e.buffers.Stats(),
-		Threads:       e.group.Stats(),
-		Goroutines:    runtime.NumGoroutine(),
+		ConnsOpen:      c.ConnsOpen.Load(),
+		ConnsTotal:     c.ConnsTotal.Load(),
+		FDs:            c.FDs.Load(),
+		BytesIn:        c.BytesIn.Load(),
+		BytesOut:       c.BytesOut.Load(),
+		Accepts:        c.Accepts.Load(),
+		AcceptBackoff:  c.AcceptBackoff.Load(),
+		DialFailures:   c.DialFailures.Load(),
+		ReadsReordered: c.ReadsReordered.Load(),
+		Panics:         c.Panics.Load(),
+		CloseErrors:    c.CloseErrors.Load(),
+		Registrations:  e.group.Table().Len(),
+		Buffers:        e.buffers.Stats(),
+		Threads:        e.group.Stats(),
+		Goroutines:     runtime.NumGoroutine(),
 	}
 }

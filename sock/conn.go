@@ -375,12 +375,48 @@ func (c *Conn) deliverOpen() {
 // what is ready.
 func (c *Conn) completeRead(s seq.Number, d readDone) {
 	c.dmu.Lock()
+	if s != c.rdone.Expected() {
+		c.env.Counters.ReadsReordered.Add(1)
+	}
 	if err := c.rdone.Put(s, d); err != nil {
 		c.dmu.Unlock()
 		panic("sock: read completion out of range: " + err.Error())
 	}
 	c.dmu.Unlock()
 	c.deliver()
+}
+
+// readPacket is a performed read on its way to completion on another
+// thread (shared mode). It holds a reference to its connection.
+type readPacket struct {
+	c *Conn
+	s seq.Number
+	d readDone
+}
+
+var readPackets = sync.Pool{New: func() any { return new(readPacket) }}
+
+// postRead queues a performed read for completion by any thread of the
+// connection's loop.
+func (c *Conn) postRead(s seq.Number, d readDone) {
+	if !c.life.incref() { // closed meanwhile: nobody will deliver it
+		d.release()
+		c.rout.Add(-1)
+		return
+	}
+	p := readPackets.Get().(*readPacket)
+	p.c, p.s, p.d = c, s, d
+	c.loop.Post(p)
+}
+
+// RunTask implements pool.Task: complete the read, then drop the packet's
+// reference.
+func (p *readPacket) RunTask(*pool.Loop) {
+	c, s, d := p.c, p.s, p.d
+	*p = readPacket{}
+	readPackets.Put(p)
+	c.completeRead(s, d)
+	c.decref()
 }
 
 // completeWriteLocked records a finished write for delivery. Called with

@@ -73,7 +73,14 @@ func (c *Conn) readIssued() {
 
 // performReads reads for issued reads while the descriptor has data. Runs
 // on the loop, with a reference held.
+//
+// In shared mode only the first read of a burst is completed by this
+// thread; the others are posted as completion packets that any thread of
+// the shared loop may take, as IOCP hands the completions of one socket to
+// whichever threads dequeue them. The in-order list puts them back in
+// issue order.
 func (c *Conn) performReads() {
+	first := true
 	for {
 		c.rmu.Lock()
 		if c.rwant == 0 || !c.readable || c.life.closed() {
@@ -115,7 +122,12 @@ func (c *Conn) performReads() {
 			}
 		}
 		c.rmu.Unlock()
-		c.completeRead(s, d)
+		if c.env.Shared && !first {
+			c.postRead(s, d)
+		} else {
+			c.completeRead(s, d)
+		}
+		first = false
 	}
 }
 

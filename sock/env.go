@@ -22,6 +22,9 @@ type Env struct {
 	// NoDelay sets TCP_NODELAY on every connection (true in the engine's
 	// default configuration: an echo engine should not wait for Nagle).
 	NoDelay bool
+	// Shared says all I/O threads wait on one loop (Config.SharedPoller):
+	// the completions of one connection are then spread over threads.
+	Shared bool
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
 	// range to drive real traffic through the wrap-around.
@@ -58,4 +61,7 @@ type Counters struct {
 	Panics        atomic.Int64 // callbacks that panicked
 	CloseErrors   atomic.Int64 // close(2) or epoll removal that reported an error
 	DialFailures  atomic.Int64 // outbound connects that failed
+	// ReadsReordered counts read completions that reached the in-order
+	// list before an earlier read's: proof that the reordering path ran.
+	ReadsReordered atomic.Int64
 }
