@@ -73,6 +73,7 @@ type Conn struct {
 	wgen           seq.Generator
 	wq             []*writeReq
 	whead          int
+	wqLen          atomic.Int32 // len(wq)-whead, readable without wmu
 	writable       bool
 	wshut          bool // no more writes accepted
 	shutAfterFlush bool // CloseWrite waits for the queue
@@ -163,8 +164,8 @@ func (c *Conn) Read() error {
 	c.rmu.Lock()
 	c.rgen.Next()
 	c.rwant++
+	c.readIssuedLocked()
 	c.rmu.Unlock()
-	c.readIssued()
 	return nil
 }
 
@@ -339,7 +340,7 @@ func (c *Conn) RunTask(l *pool.Loop) {
 		c.flush()
 	}
 	if bits&schedRead != 0 {
-		c.performReads()
+		c.performReads(0)
 	}
 	c.deliver()
 	c.decref()
@@ -523,10 +524,9 @@ func (c *Conn) destroy() {
 	// Completed writes are delivered as completed; queued ones fail.
 	c.deliver()
 	c.wmu.Lock()
-	for c.whead < len(c.wq) {
+	for !c.queueEmptyLocked() {
 		req := c.wq[c.whead]
-		c.wq[c.whead] = nil
-		c.whead++
+		c.popLocked()
 		c.completeWriteLocked(req, ErrClosed)
 	}
 	c.wq, c.whead = nil, 0
@@ -557,11 +557,13 @@ func (c *Conn) pushLocked(req *writeReq) {
 		c.wq, c.whead = c.wq[:0], 0
 	}
 	c.wq = append(c.wq, req)
+	c.wqLen.Add(1)
 }
 
 func (c *Conn) popLocked() {
 	c.wq[c.whead] = nil
 	c.whead++
+	c.wqLen.Add(-1)
 	if c.whead == len(c.wq) {
 		c.wq, c.whead = c.wq[:0], 0
 	}

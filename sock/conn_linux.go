@@ -45,28 +45,22 @@ func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
 		}
 	}
 	if f&(poller.In|poller.Hup) != 0 {
-		c.rmu.Lock()
-		c.readable = true
-		if f&poller.Hup != 0 {
-			c.rhup = true
-		}
-		c.rmu.Unlock()
-		c.performReads()
+		c.performReads(f)
 	}
-	if f&poller.Out != 0 {
+	// An empty queue means the descriptor was writable at the last write
+	// (a write that would block stays queued), so the edge changes nothing.
+	if f&poller.Out != 0 && c.wqLen.Load() > 0 {
 		c.flush()
+		c.deliver()
 	}
-	c.deliver()
 }
 
-// readIssued runs after Read stamped a new read: if the descriptor may
-// hold data, the loop performs it (never the caller: its goroutine is not
-// an I/O thread, and a read performed here would deliver there).
-func (c *Conn) readIssued() {
-	c.rmu.Lock()
-	ready := c.readable
-	c.rmu.Unlock()
-	if ready {
+// readIssuedLocked runs, under rmu, after Read stamped a new read: if the
+// descriptor may hold data, the loop performs it (never the caller: its
+// goroutine is not an I/O thread, and a read performed here would deliver
+// there).
+func (c *Conn) readIssuedLocked() {
+	if c.readable {
 		c.schedule(schedRead)
 	}
 }
@@ -79,21 +73,23 @@ func (c *Conn) readIssued() {
 // the shared loop may take, as IOCP hands the completions of one socket to
 // whichever threads dequeue them. The in-order list puts them back in
 // issue order.
-func (c *Conn) performReads() {
+//
+// edge is the event that brought new input (In, Hup), or 0 when a posted
+// task asks for reads already known to be possible.
+func (c *Conn) performReads(edge poller.Flags) {
 	first := true
-	for {
-		c.rmu.Lock()
-		if c.rwant == 0 || !c.readable || c.life.closed() {
-			c.rmu.Unlock()
-			return
+	c.rmu.Lock()
+	if edge != 0 {
+		c.readable = true
+		if edge&poller.Hup != 0 {
+			c.rhup = true
 		}
+	}
+	for c.rwant > 0 && c.readable && !c.life.closed() {
 		b := c.env.Buffers.Get()
 		n, err := unix.Read(c.fd, b.Space())
 		if err == unix.EAGAIN || err == unix.EINTR {
-			if err == unix.EAGAIN {
-				c.readable = false
-			}
-			c.rmu.Unlock()
+			c.readable = err == unix.EINTR
 			b.Release()
 			continue
 		}
@@ -128,7 +124,9 @@ func (c *Conn) performReads() {
 			c.completeRead(s, d)
 		}
 		first = false
+		c.rmu.Lock()
 	}
+	c.rmu.Unlock()
 }
 
 // enqueueLocked accepts req, which is stamped. With nothing queued ahead

@@ -15,14 +15,14 @@ type sysfd = windows.Handle
 
 type iovecs = []windows.WSABuf
 
-func (c *Conn) readIssued()                   { c.fail(ErrNotSupported) }
-func (c *Conn) performReads()                 {}
-func (c *Conn) flush()                        {}
-func (c *Conn) shutdownWriteLocked() error    { return ErrNotSupported }
-func (c *Conn) closeDescriptor(abortive bool) {}
-func (c *Conn) enqueueLocked(req *writeReq)   { c.completeWriteLocked(req, ErrNotSupported) }
-func (ln *Listener) acceptOne() acceptResult  { return acceptDrained }
-func (ln *Listener) closeDescriptor()         {}
+func (c *Conn) readIssuedLocked()              {}
+func (c *Conn) performReads(edge poller.Flags) {}
+func (c *Conn) flush()                         {}
+func (c *Conn) shutdownWriteLocked() error     { return ErrNotSupported }
+func (c *Conn) closeDescriptor(abortive bool)  {}
+func (c *Conn) enqueueLocked(req *writeReq)    { c.completeWriteLocked(req, ErrNotSupported) }
+func (ln *Listener) acceptOne() acceptResult   { return acceptDrained }
+func (ln *Listener) closeDescriptor()          {}
 
 // Listen is not supported on Windows yet.
 func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error) {
