@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -68,12 +69,16 @@ type Conn struct {
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
 	// wholly taken by the kernel, oldest at wq[whead].
-	wmu            sync.Mutex
-	state          connState
-	wgen           seq.Generator
-	wq             []*writeReq
-	whead          int
-	wqLen          atomic.Int32 // len(wq)-whead, readable without wmu
+	wmu   sync.Mutex
+	state connState
+	wgen  seq.Generator
+	wq    []*writeReq
+	whead int
+	// wqLen counts accepted writes not yet wholly taken: the queue plus a
+	// write being offered to the kernel from the writer's goroutine. It
+	// rises before that system call, so an EPOLLOUT edge raised by the
+	// kernel after a "would block" always sees it (see HandleEvent).
+	wqLen          atomic.Int32
 	writable       bool
 	wshut          bool // no more writes accepted
 	shutAfterFlush bool // CloseWrite waits for the queue
@@ -176,6 +181,7 @@ func (c *Conn) Read() error {
 // It returns the write's stamp.
 func (c *Conn) Write(bufs ...[]byte) (seq.Number, error) {
 	req := writeReqs.Get().(*writeReq)
+	req.bufs = slices.Grow(req.bufs, len(bufs))
 	for _, b := range bufs {
 		if len(b) > 0 {
 			req.bufs = append(req.bufs, b)
@@ -557,7 +563,6 @@ func (c *Conn) pushLocked(req *writeReq) {
 		c.wq, c.whead = c.wq[:0], 0
 	}
 	c.wq = append(c.wq, req)
-	c.wqLen.Add(1)
 }
 
 func (c *Conn) popLocked() {

@@ -3,6 +3,7 @@ package sock
 import (
 	"io"
 	"os"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -47,8 +48,9 @@ func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
 	if f&(poller.In|poller.Hup) != 0 {
 		c.performReads(f)
 	}
-	// An empty queue means the descriptor was writable at the last write
-	// (a write that would block stays queued), so the edge changes nothing.
+	// With no write pending the edge changes nothing: a write that met
+	// "would block" counted itself in wqLen before its system call, so an
+	// edge raised after that call cannot miss it.
 	if f&poller.Out != 0 && c.wqLen.Load() > 0 {
 		c.flush()
 		c.deliver()
@@ -133,24 +135,35 @@ func (c *Conn) performReads(edge poller.Flags) {
 // of it the kernel is offered the bytes at once, from the caller's
 // goroutine; the rest waits for the descriptor to become writable.
 func (c *Conn) enqueueLocked(req *writeReq) {
+	c.wqLen.Add(1)
 	if c.queueEmptyLocked() && c.writable {
 		done, err := c.writeOutLocked(req)
 		if err != nil {
+			c.wqLen.Add(-1)
 			c.completeWriteLocked(req, err)
 			c.schedule(schedDeliver)
 			c.fail(err)
 			return
 		}
 		if done {
+			c.wqLen.Add(-1)
 			c.completeWriteLocked(req, nil)
 			if c.wh != nil {
 				c.schedule(schedDeliver)
 			}
 			return
 		}
+		if testHookWouldBlock != nil {
+			testHookWouldBlock()
+		}
 	}
 	c.pushLocked(req)
 }
+
+// testHookWouldBlock, when set by a test, runs after an inline write met
+// "would block" and before the write is queued: the window in which the
+// EPOLLOUT edge may already arrive.
+var testHookWouldBlock func()
 
 // writeOutLocked writes req's pending bytes until all are taken or the
 // kernel would block. Called with wmu held.
@@ -184,7 +197,7 @@ func (c *Conn) writeSome(req *writeReq) (int, error) {
 	if len(p) > iovMax {
 		p = p[:iovMax]
 	}
-	iov := req.iov[:0]
+	iov := slices.Grow(req.iov[:0], len(p))
 	for _, b := range p {
 		iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
 	}
