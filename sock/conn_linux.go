@@ -26,6 +26,10 @@ type iovecs = []unix.Iovec
 // connection's write lock, so no other write's bytes come between them.
 const iovMax = 1024
 
+// readBurst bounds the reads one connection performs in a row before the
+// thread turns to other work (about 64 KiB with the default buffers).
+const readBurst = 4
+
 // registration interest of a connection: edge-triggered, both directions.
 const connInterest = poller.Readable | poller.Writable | poller.EdgeTriggered
 
@@ -87,7 +91,14 @@ func (c *Conn) performReads(edge poller.Flags) {
 			c.rhup = true
 		}
 	}
-	for c.rwant > 0 && c.readable && !c.life.closed() {
+	for burst := 0; c.rwant > 0 && c.readable && !c.life.closed(); burst++ {
+		if burst == readBurst {
+			// Fairness: a connection whose peer never pauses would keep
+			// the thread here. Its next reads wait behind the other
+			// descriptors' events, in the loop's task queue.
+			c.schedule(schedRead)
+			break
+		}
 		b := c.env.Buffers.Get()
 		n, err := unix.Read(c.fd, b.Space())
 		if err == unix.EAGAIN || err == unix.EINTR {
