@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ioreactor/reactor/tests/bench/internal/load"
+)
+
+func TestMetricsInIDOrder(t *testing.T) {
+	if len(metrics) != int(metricCount) {
+		t.Fatalf("%d metrics, %d ids", len(metrics), metricCount)
+	}
+	for i, mt := range metrics {
+		if int(mt.id) != i {
+			t.Errorf("metrics[%d] is %s, id %d", i, mt.header, mt.id)
+		}
+	}
+}
+
+func TestMedianSkipsNaN(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{math.NaN(), 5, 1}, 3},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := median([]float64{math.NaN()}); !math.IsNaN(got) {
+		t.Errorf("median of no numbers = %v, want NaN", got)
+	}
+}
+
+// fakeReport is a report over made-up runs: gnet is fastest, nbio has the
+// lowest latency, net failed one round.
+func fakeReport(t *testing.T) *report {
+	t.Helper()
+	o := options{rounds: 2, window: time.Second, warmup: time.Second, workloads: "all", scale: 1, idleConns: 100, idleActive: 10, inFlight: 1, ioThreads: 1}
+	works, err := pickWorkloads(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := machine{cpus: 2, model: "test CPU", clkTck: 100}
+	perf := map[string]struct {
+		msgs uint64
+		p99  time.Duration
+	}{
+		"reactor": {90_000, 2 * time.Millisecond},
+		"gnet":    {100_000, 3 * time.Millisecond},
+		"nbio":    {80_000, time.Millisecond},
+		"net":     {50_000, 9 * time.Millisecond},
+	}
+	var res []runResult
+	for _, w := range works {
+		for r := 1; r <= o.rounds; r++ {
+			for _, s := range allServers {
+				rr := runResult{Workload: w.name, Server: s, Round: r}
+				if s == "net" && r == 2 {
+					rr.Err = "made-up failure"
+				} else {
+					p := perf[s]
+					rr.Result = &load.Result{Mode: w.mode, Elapsed: time.Second, Messages: p.msgs,
+						Bytes: int64(p.msgs) * int64(w.size), P50: p.p99 / 2, P99: p.p99,
+						ServerCPUTicks: 90, ClientCPU: 800 * time.Millisecond,
+						RSSBeforeKiB: 1000, RSSAfterKiB: 1200, IdleOpen: w.idle}
+				}
+				res = append(res, rr)
+			}
+		}
+	}
+	return newReport(o, m, works, allServers, res, time.Minute)
+}
+
+func TestRatioAgainstBestPeer(t *testing.T) {
+	rep := fakeReport(t)
+	w := rep.works[0]
+	for _, tc := range []struct {
+		id   metricID
+		best string
+		want float64
+	}{
+		{mMsgs, "gnet", 0.9},
+		{mP99, "nbio", 2},
+	} {
+		r := rep.ratioFor(w, metrics[tc.id])
+		if r.best != tc.best || math.Abs(r.value-tc.want) > 1e-9 {
+			t.Errorf("%s: ratio %v, want %.2f× (%s)", metrics[tc.id].header, r, tc.want, tc.best)
+		}
+	}
+	if rep.failures != len(rep.works) {
+		t.Errorf("%d failures counted, want %d", rep.failures, len(rep.works))
+	}
+}
+
+func TestReportsRender(t *testing.T) {
+	rep := fakeReport(t)
+	var out strings.Builder
+	rep.print(&out)
+	if !strings.Contains(out.String(), "FAILED net round 2: made-up failure") {
+		t.Errorf("the failure is not in the table:\n%s", out.String())
+	}
+	md := rep.markdown()
+	for _, want := range []string{"](benchmarks.svg)", "| 50 conns × 64 B ping-pong | reactor | **90,000** |", "0.90× (gnet)", "## Failed runs"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	dec := xml.NewDecoder(strings.NewReader(rep.chart()))
+	for {
+		_, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v", err)
+		}
+	}
+}
+
+func TestPickWorkloadsScales(t *testing.T) {
+	o := options{workloads: "pp512,idle", scale: 0.01, idleConns: 10000, idleActive: 100}
+	works, err := pickWorkloads(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(works) != 2 || works[0].conns != 10 || works[1].conns != 1 || works[1].idle != 100 {
+		t.Errorf("scaled workloads: %+v", works)
+	}
+	if _, err := pickWorkloads(options{workloads: "pp64,nope", scale: 1}); err == nil {
+		t.Error("an unknown workload was accepted")
+	}
+	if _, err := pickServers("reactor,reactor"); err == nil {
+		t.Error("a server named twice was accepted")
+	}
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ioreactor/reactor/tests/bench/internal/load"
+)
+
+const (
+	// setupTimeout bounds the client's opening of its connections.
+	setupTimeout = 60 * time.Second
+	// startTimeout bounds a server's start, up to its "listening on" line.
+	startTimeout = 10 * time.Second
+	// stopTimeout is how long a server may take to exit on SIGTERM before
+	// it is killed.
+	stopTimeout = 5 * time.Second
+	// settle separates runs, so that the last run's sockets are gone.
+	settle = 200 * time.Millisecond
+)
+
+// runResult is one server's run of one workload in one round.
+type runResult struct {
+	Workload string       `json:"workload"`
+	Server   string       `json:"server"`
+	Round    int          `json:"round"`
+	Result   *load.Result `json:"result,omitempty"`
+	Err      string       `json:"error,omitempty"`
+}
+
+// runAll runs every workload, round by round, every server once a round
+// in an order rotated by one each round.
+func runAll(o options, m machine, b binaries, works []workload, servers []string) []runResult {
+	var out []runResult
+	total, n := len(works)*o.rounds*len(servers), 0
+	for _, w := range works {
+		for r := range o.rounds {
+			for k := range servers {
+				s := servers[(k+r)%len(servers)]
+				n++
+				res, err := runOne(o, m, b, w, s)
+				rr := runResult{Workload: w.name, Server: s, Round: r + 1}
+				if err != nil {
+					rr.Err = err.Error()
+					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %s: FAILED: %v\n", n, total, w.name, r+1, s, err)
+				} else {
+					rr.Result = &res
+					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %-7s %s\n", n, total, w.name, r+1, s, progressLine(w, m, res))
+				}
+				out = append(out, rr)
+				time.Sleep(settle)
+			}
+		}
+	}
+	return out
+}
+
+func progressLine(w workload, m machine, r load.Result) string {
+	srvPct := 100 * float64(r.ServerCPUTicks) / float64(m.clkTck) / r.Elapsed.Seconds()
+	s := fmt.Sprintf("%9.0f msg/s %8.1f MB/s  p50 %-9v p99 %-9v server CPU %3.0f%%  client CPU %3.0f%%",
+		r.MessagesPerSec(), r.MBPerSec(), roundDur(r.P50), roundDur(r.P99), srvPct, r.ClientCPUPercent())
+	if w.mode == load.Idle {
+		s += fmt.Sprintf("  RSS %d → %d KiB", r.RSSBeforeKiB, r.RSSAfterKiB)
+	}
+	return s
+}
+
+// runOne starts the server, drives it with the client, and stops it.
+func runOne(o options, m machine, b binaries, w workload, server string) (load.Result, error) {
+	srv, err := startServer(o, m, b, server)
+	if err != nil {
+		return load.Result{}, err
+	}
+	res, err := drive(o, m, b, w, srv)
+	if serr := srv.stop(); err == nil && serr != nil {
+		err = serr
+	}
+	return res, err
+}
+
+// drive runs the client against a started server.
+func drive(o options, m machine, b binaries, w workload, srv *server) (load.Result, error) {
+	args := m.pinned(1, b.load,
+		"-mode", string(w.mode),
+		"-addr", srv.addr,
+		"-conns", strconv.Itoa(w.conns),
+		"-size", strconv.Itoa(w.size),
+		"-inflight", strconv.Itoa(o.inFlight),
+		"-idle", strconv.Itoa(w.idle),
+		"-warmup", o.warmup.String(),
+		"-window", o.window.String(),
+		"-setup-timeout", setupTimeout.String(),
+		"-server-pid", strconv.Itoa(srv.cmd.Process.Pid),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), o.warmup+o.window+2*setupTimeout+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	var stderr tail
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return load.Result{}, fmt.Errorf("client: %w: %s", err, stderr.String())
+	}
+	if srv.exited() {
+		return load.Result{}, fmt.Errorf("server exited during the run: %s", srv.stderr.String())
+	}
+	var r load.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return load.Result{}, fmt.Errorf("client output %q: %w", out, err)
+	}
+	if r.Messages == 0 && (w.mode != load.Idle || w.conns > 0) {
+		return r, errors.New("no message was echoed in the window")
+	}
+	return r, nil
+}
+
+// server is a running cmd/server process.
+type server struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr tail
+	done   chan struct{} // closed when the process has been waited for
+	err    error         // Wait's error, once done is closed
+}
+
+// startServer starts the server and reads its "listening on" line.
+func startServer(o options, m machine, b binaries, engine string) (*server, error) {
+	argv := []string{b.server, "-engine", engine, "-addr", "127.0.0.1:0", "-io-threads", strconv.Itoa(o.ioThreads)}
+	if engine == "reactor" && o.busyPoll > 0 {
+		argv = append(argv, "-busy-poll", o.busyPoll.String())
+	}
+	argv = m.pinned(0, argv...)
+	// A pipe of our own, not StdoutPipe: the line is read while another
+	// goroutine waits for the process, and Wait must not close the reading
+	// end under the reader.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
+	s.cmd.Stdout = pw
+	s.cmd.Stderr = &s.stderr
+	err = s.cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("starting %s: %w", engine, err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+
+	addr := make(chan string, 1)
+	go func() {
+		// Standard output is read to its end, so the server never writes
+		// into a pipe nobody reads; what is not the line goes with the
+		// server's standard error.
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- a
+				continue
+			}
+			fmt.Fprintln(&s.stderr, sc.Text())
+		}
+	}()
+	select {
+	case a := <-addr:
+		s.addr = a
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("%s exited before listening: %v: %s", engine, s.err, s.stderr.String())
+	case <-time.After(startTimeout):
+		s.stop()
+		return nil, fmt.Errorf("%s did not listen within %v: %s", engine, startTimeout, s.stderr.String())
+	}
+}
+
+func (s *server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the server: SIGTERM, then SIGKILL if it lingers. An exit by
+// the signal asked for is no error.
+func (s *server) stop() error {
+	if s.exited() {
+		return fmt.Errorf("server had exited: %v: %s", s.err, s.stderr.String())
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(stopTimeout):
+	}
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-s.done
+	return fmt.Errorf("server ignored SIGTERM for %v and was killed", stopTimeout)
+}
+
+// tail keeps the last bytes written to it: a process's standard error, for
+// error messages.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailSize = 2048
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+// writeRaw writes every run's result as JSON.
+func writeRaw(path string, res []runResult) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,66 @@
+// Command load is the benchmark's load client as a process of its own, so
+// the runner can pin it to a CPU apart from the server's: one OS thread
+// drives every connection through epoll (see package
+// tests/bench/internal/load). It prints one JSON object, the Result, to
+// standard output; errors go to standard error with exit status 1.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/ioreactor/reactor/tests/bench/internal/load"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() (err error) {
+	var cfg load.Config
+	mode := flag.String("mode", "pingpong", "pingpong, stream or idle")
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:7007", "server address (IPv4 literal and port)")
+	flag.IntVar(&cfg.Conns, "conns", 50, "connections carrying measured traffic")
+	flag.IntVar(&cfg.Size, "size", 64, "message size (pingpong, idle's active connections) or write size (stream)")
+	flag.IntVar(&cfg.InFlight, "inflight", 1, "ping-pong messages in flight per connection")
+	flag.IntVar(&cfg.IdleConns, "idle", 0, "idle mode: connections that echo once, then stay open")
+	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before the window, not counted")
+	flag.DurationVar(&cfg.Window, "window", 5*time.Second, "measured time")
+	flag.DurationVar(&cfg.SetupTimeout, "setup-timeout", 60*time.Second, "bound on opening the connections")
+	flag.IntVar(&cfg.StreamWindow, "stream-window", 1<<20, "stream: bytes written and not yet echoed, per connection")
+	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "server process whose CPU time (and, idle mode, VmRSS) to read")
+	cpuProfile := flag.String("cpuprofile", "", "write the client's CPU profile to this file")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", flag.Args())
+	}
+	cfg.Mode = load.Mode(*mode)
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			err = errors.Join(err, f.Close())
+		}()
+	}
+	r, err := load.Run(cfg)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}

@@ -1,0 +1,84 @@
+// Command server is one echo server of the peer benchmark: the same echo
+// service on reactor, gnet v2, nbio or Go's net package, chosen by -engine,
+// so that each runs in a process of its own whose CPU time and memory the
+// runner (cmd/compare) can read from /proc.
+//
+// Every engine is given the same number of event loops (-io-threads, 1 by
+// default). Once it accepts connections it prints one line, "listening on
+// ADDR", with the real address, so -addr 127.0.0.1:0 works from a script.
+// SIGINT or SIGTERM ends it at once: a benchmark server has nothing to
+// flush that the client still wants.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	engine := flag.String("engine", "reactor", "reactor, gnet, nbio or net")
+	addr := flag.String("addr", "127.0.0.1:0", "address to listen on (port 0 picks one)")
+	threads := flag.Int("io-threads", 1, "event loops / I/O threads (net: ignored, it runs a goroutine per connection)")
+	busyPoll := flag.Duration("busy-poll", 0, "reactor: how long an idle I/O thread polls before it sleeps (0 = never)")
+	bufSize := flag.Int("buffer-size", 16384, "reactor: pooled buffer size; net: per-connection buffer size")
+	shared := flag.Bool("shared", false, "reactor: all I/O threads wait on one shared poller")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fatalf("unexpected arguments: %q", flag.Args())
+	}
+	if *threads < 1 || *bufSize <= 0 || *busyPoll < 0 {
+		fatalf("-io-threads must be ≥ 1, -buffer-size > 0 and -busy-poll ≥ 0")
+	}
+
+	// Catch the signals before announcing the address, so a runner that
+	// signals right after reading the line is not racing the handler.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+
+	var (
+		bound string
+		err   error
+	)
+	switch *engine {
+	case "reactor":
+		bound, err = serveReactor(*addr, reactorOptions{
+			threads:  *threads,
+			busyPoll: *busyPoll,
+			bufSize:  *bufSize,
+			shared:   *shared,
+		})
+	case "gnet":
+		bound, err = serveGnet(*addr, *threads)
+	case "nbio":
+		bound, err = serveNbio(*addr, *threads)
+	case "net":
+		bound, err = serveNet(*addr, *bufSize)
+	default:
+		fatalf("unknown -engine %q (want reactor, gnet, nbio or net)", *engine)
+	}
+	if err != nil {
+		fatalf("%s: %v", *engine, err)
+	}
+	fmt.Printf("listening on %s\n", bound)
+
+	select {
+	case <-sigs:
+	case <-time.After(maxLifetime):
+		// A runner that died without stopping its server must not leave it
+		// running for ever.
+		fmt.Fprintf(os.Stderr, "server: exiting after %v\n", maxLifetime)
+	}
+	os.Exit(0)
+}
+
+// maxLifetime bounds a server's life, whatever its runner does.
+const maxLifetime = 30 * time.Minute
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "server: "+format+"\n", args...)
+	os.Exit(1)
+}

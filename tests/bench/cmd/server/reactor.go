@@ -1,0 +1,36 @@
+package main
+
+import (
+	"time"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
+)
+
+// reactorOptions are the engine knobs the runner may pass through.
+type reactorOptions struct {
+	threads  int
+	busyPoll time.Duration
+	bufSize  int
+	shared   bool
+}
+
+// serveReactor serves echo with the engine's own echo service, the one the
+// stress binary drives: each read's buffer is handed to WriteBuffer, then
+// the next read is issued.
+func serveReactor(addr string, o reactorOptions) (string, error) {
+	e, err := reactor.New(reactor.Config{
+		IOThreads:    o.threads,
+		BufferSize:   o.bufSize,
+		BusyPoll:     o.busyPoll,
+		SharedPoller: o.shared,
+	})
+	if err != nil {
+		return "", err
+	}
+	ln, err := e.Listen(addr, &echo.Handler{Reads: 1}, reactor.ListenOptions{})
+	if err != nil {
+		return "", err
+	}
+	return ln.Addr().String(), nil
+}

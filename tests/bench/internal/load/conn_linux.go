@@ -1,0 +1,352 @@
+package load
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// connKind says what a connection is for.
+type connKind uint8
+
+const (
+	kindActive connKind = iota // carries the measured traffic
+	kindIdle                   // echoes one message, then waits
+	kinds
+)
+
+func (k connKind) String() string {
+	if k == kindIdle {
+		return "idle"
+	}
+	return "active"
+}
+
+// connState is where a connection is in its life.
+type connState uint8
+
+const (
+	// stateConnecting: connect(2) was issued; the first EPOLLOUT (or
+	// error) edge says how it went.
+	stateConnecting connState = iota
+	// stateOpen: traffic flows.
+	stateOpen
+	// stateWaiting: an idle connection got its one message back; any
+	// further byte is an error.
+	stateWaiting
+)
+
+// events is what every connection is registered for, once: edge
+// triggered, so a connection is never modified in epoll, and it costs a
+// system call only when it has something to do.
+const events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// conn is one connection's state.
+type conn struct {
+	id    int
+	fd    int
+	kind  connKind
+	state connState
+	size  int // message size (ping-pong and idle) or write size (stream)
+
+	// writable is the last EPOLLOUT edge, until a write is short.
+	writable bool
+
+	// Ping-pong: body is what follows the header of every message.
+	// stamps[k % len] is when message k was queued. rbuf holds a reply
+	// that arrived in pieces; wbuf[woff:] is what the kernel has not
+	// taken yet.
+	body             []byte
+	sendSeq, recvSeq uint64
+	stamps           []time.Duration
+	rbuf             []byte
+	rlen             int
+	wbuf             []byte
+	woff             int
+
+	// Stream: bytes written, and bytes read back and checked.
+	sent, recvd int64
+
+	// mark is recvSeq (stream: recvd) when the window started.
+	mark int64
+}
+
+// progress is how far c has got: replies, or bytes when streaming.
+func (c *conn) progress(m Mode) int64 {
+	if m == Stream {
+		return c.recvd
+	}
+	return int64(c.recvSeq)
+}
+
+// open starts a non-blocking connect and registers the socket.
+func (cl *client) open(kind connKind) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	c := &conn{id: len(cl.conns), fd: fd, kind: kind, size: cl.cfg.Size}
+	// From here the connection is in cl.conns, and closeAll closes fd.
+	cl.conns = append(cl.conns, c)
+	cl.started[kind]++
+	cl.connecting++
+	// Small messages must go out at once, as the servers' replies do.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return os.NewSyscallError("setsockopt TCP_NODELAY", err)
+	}
+	if err := unix.Connect(fd, &cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(c.id)}
+	if err := unix.EpollCtl(cl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	if kind == kindIdle || cl.cfg.Mode != Stream {
+		if kind == kindIdle {
+			c.size = IdleMessageSize
+		}
+		inFlight := cl.cfg.InFlight
+		if kind == kindIdle {
+			inFlight = 1
+		}
+		off := c.id % patternPeriod
+		c.body = cl.pat[off : off+c.size-headerSize]
+		c.stamps = make([]time.Duration, inFlight)
+		c.rbuf = make([]byte, c.size)
+		c.wbuf = make([]byte, 0, inFlight*c.size)
+	} else {
+		c.stamps = make([]time.Duration, cl.cfg.StreamWindow/c.size+1)
+	}
+	return nil
+}
+
+// abort closes the connection with a reset. The descriptor is closed even
+// if SO_LINGER could not be set.
+func (c *conn) abort() error {
+	var errs []error
+	if err := unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+		errs = append(errs, os.NewSyscallError("setsockopt SO_LINGER", err))
+	}
+	if err := unix.Close(c.fd); err != nil {
+		errs = append(errs, os.NewSyscallError("close", err))
+	}
+	return errors.Join(errs...)
+}
+
+// handle acts on one epoll event of c.
+func (cl *client) handle(c *conn, ev uint32) error {
+	if c.state == stateConnecting {
+		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return nil
+		}
+		soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return os.NewSyscallError("getsockopt SO_ERROR", err)
+		}
+		if soerr != 0 {
+			return os.NewSyscallError("connect", unix.Errno(soerr))
+		}
+		c.state = stateOpen
+		if c.kind == kindActive {
+			cl.connecting--
+			cl.activeOpen++
+		}
+		// Queue the first messages; the write below sends them.
+		if c.kind == kindIdle {
+			c.queue(cl.now)
+		} else if cl.cfg.Mode != Stream {
+			for range cl.cfg.InFlight {
+				c.queue(cl.now)
+			}
+		}
+	}
+	if ev&unix.EPOLLOUT != 0 {
+		c.writable = true
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if err := cl.readAll(c, ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0); err != nil {
+			return err
+		}
+	}
+	if c.kind == kindActive && cl.cfg.Mode == Stream {
+		return cl.fill(c)
+	}
+	return c.flush()
+}
+
+// readAll reads until the socket is empty. A short read means it is (the
+// next byte raises a new edge), unless the peer hung up, when only an
+// error or end of stream ends the reading.
+func (cl *client) readAll(c *conn, hup bool) error {
+	for {
+		n, err := unix.Read(c.fd, cl.rbuf)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return nil
+		case err != nil:
+			return os.NewSyscallError("read", err)
+		case n == 0:
+			return errors.New("the server closed the connection")
+		}
+		if err := cl.onData(c, cl.rbuf[:n]); err != nil {
+			return err
+		}
+		if n < len(cl.rbuf) && !hup {
+			return nil
+		}
+	}
+}
+
+// onData checks bytes that arrived on c.
+func (cl *client) onData(c *conn, p []byte) error {
+	if c.kind == kindActive && cl.cfg.Mode == Stream {
+		return cl.onStream(c, p)
+	}
+	for len(p) > 0 {
+		if c.state == stateWaiting {
+			return fmt.Errorf("%d bytes arrived after the one echo", len(p))
+		}
+		var msg []byte
+		if c.rlen == 0 && len(p) >= c.size {
+			msg, p = p[:c.size], p[c.size:]
+		} else {
+			n := copy(c.rbuf[c.rlen:], p)
+			c.rlen += n
+			p = p[n:]
+			if c.rlen < c.size {
+				return nil
+			}
+			msg, c.rlen = c.rbuf, 0
+		}
+		if err := cl.onReply(c, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onReply checks one whole reply against the message it answers, counts
+// it, and sends the next message (an idle connection sends none).
+func (cl *client) onReply(c *conn, msg []byte) error {
+	id, seq := binary.LittleEndian.Uint64(msg), binary.LittleEndian.Uint64(msg[8:])
+	if id != uint64(c.id) || seq != c.recvSeq || !bytes.Equal(msg[headerSize:], c.body) {
+		return fmt.Errorf("reply %d does not match: header (conn %d, message %d), body equal %t",
+			c.recvSeq, id, seq, bytes.Equal(msg[headerSize:], c.body))
+	}
+	sentAt := c.stamps[c.recvSeq%uint64(len(c.stamps))]
+	c.recvSeq++
+	if c.kind == kindIdle {
+		c.state = stateWaiting
+		cl.connecting--
+		cl.idleOpen++
+		return nil
+	}
+	if cl.counting {
+		cl.hist.Record(cl.now - sentAt)
+		cl.messages++
+		cl.bytes += int64(len(msg))
+	}
+	c.queue(cl.now)
+	return nil
+}
+
+// queue appends the next message to c's write buffer; flush sends it.
+func (c *conn) queue(now time.Duration) {
+	c.wbuf = binary.LittleEndian.AppendUint64(c.wbuf, uint64(c.id))
+	c.wbuf = binary.LittleEndian.AppendUint64(c.wbuf, c.sendSeq)
+	c.wbuf = append(c.wbuf, c.body...)
+	c.stamps[c.sendSeq%uint64(len(c.stamps))] = now
+	c.sendSeq++
+}
+
+// flush writes what is queued while the socket takes it.
+func (c *conn) flush() error {
+	for c.writable && c.woff < len(c.wbuf) {
+		n, err := unix.Write(c.fd, c.wbuf[c.woff:])
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			c.writable = false
+			continue
+		case err != nil:
+			return os.NewSyscallError("write", err)
+		}
+		c.woff += n
+		if c.woff < len(c.wbuf) {
+			// The send buffer is full; its EPOLLOUT edge comes when
+			// there is room again.
+			c.writable = false
+		}
+	}
+	if c.woff == len(c.wbuf) {
+		c.wbuf, c.woff = c.wbuf[:0], 0
+	}
+	return nil
+}
+
+// fill writes stream chunks while the socket takes them and the window
+// allows a whole chunk more.
+func (cl *client) fill(c *conn) error {
+	w := int64(c.size)
+	for c.writable {
+		off := c.sent % w
+		if off == 0 {
+			if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
+				return nil
+			}
+			c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+		}
+		start := (c.sent + int64(c.id)) % patternPeriod
+		p := cl.pat[start : start+w-off]
+		n, err := unix.Write(c.fd, p)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			c.writable = false
+			continue
+		case err != nil:
+			return os.NewSyscallError("write", err)
+		}
+		c.sent += int64(n)
+		if n < len(p) {
+			c.writable = false
+		}
+	}
+	return nil
+}
+
+// onStream checks echoed stream bytes and counts the chunks they complete.
+func (cl *client) onStream(c *conn, p []byte) error {
+	start := (c.recvd + int64(c.id)) % patternPeriod
+	if want := cl.pat[start : start+int64(len(p))]; !bytes.Equal(p, want) {
+		i := 0
+		for p[i] == want[i] {
+			i++
+		}
+		return fmt.Errorf("stream byte %d is %d, want %d", c.recvd+int64(i), p[i], want[i])
+	}
+	if c.recvd+int64(len(p)) > c.sent {
+		return fmt.Errorf("%d bytes echoed, only %d sent", c.recvd+int64(len(p)), c.sent)
+	}
+	w := int64(c.size)
+	before := c.recvd / w
+	c.recvd += int64(len(p))
+	if !cl.counting {
+		return nil
+	}
+	cl.bytes += int64(len(p))
+	for k := before; k < c.recvd/w; k++ {
+		cl.hist.Record(cl.now - c.stamps[k%int64(len(c.stamps))])
+		cl.messages++
+	}
+	return nil
+}

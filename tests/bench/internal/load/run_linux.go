@@ -1,0 +1,367 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/internal/hist"
+)
+
+// patternPeriod is the period of the bytes sent. A prime does not line up
+// with any buffer or message size, so a byte echoed twice, dropped or moved
+// shows as a mismatch.
+const patternPeriod = 251
+
+// readSize is the shared read buffer: larger for streaming, where a
+// read's cost is spread over its bytes.
+func readSize(m Mode) int {
+	if m == Stream {
+		return 256 << 10
+	}
+	return 64 << 10
+}
+
+// maxWait bounds one epoll_wait, so a deadline is never overslept by much.
+const maxWait = 100 * time.Millisecond
+
+// phase is where a run is; it only moves forward.
+type phase uint8
+
+const (
+	phaseOpening     phase = iota // opening the active connections
+	phaseWarmup                   // traffic, not counted
+	phaseOpeningIdle              // Idle mode: opening the idle connections, active traffic not counted
+	phaseWindow                   // traffic, counted
+	phaseDone
+)
+
+// client is the state of one run. Everything in it is touched by one
+// goroutine, locked to its thread.
+type client struct {
+	cfg  Config
+	epfd int
+	sa   unix.SockaddrInet4
+	t0   time.Time
+	now  time.Duration // since t0, read once per event batch
+
+	conns []*conn // indexed by the token registered with epoll
+	pat   []byte  // the pattern, long enough for any slice the run takes
+	rbuf  []byte  // the shared read buffer
+
+	phase     phase
+	phaseEnd  time.Duration // the warm-up's or window's end
+	setupEnd  time.Duration // opening connections must be done by then
+	setupFrom time.Duration
+
+	// Opening: connections started, connections started and not yet
+	// ready (for idle ones, ready means their one message came back), and
+	// connections ready, by kind.
+	started    [kinds]int
+	connecting int
+	activeOpen int
+	idleOpen   int
+
+	counting bool
+	hist     hist.Histogram
+	messages uint64
+	bytes    int64
+
+	res       Result
+	winStart  time.Duration
+	cpuStart  time.Duration
+	srvStart  int64
+	setupTime time.Duration
+}
+
+// Run connects to cfg.Addr and drives it as cfg says, from the calling
+// goroutine locked to its OS thread. It returns when the window has ended
+// (or at the first error: a reply that does not match what was sent, a
+// connection the server closed, a set-up that took too long) and closes
+// every connection it opened, abortively, so that no TIME_WAIT is left.
+func Run(cfg Config) (Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	ap, err := netip.ParseAddrPort(cfg.Addr)
+	if err != nil || !ap.Addr().Is4() {
+		return Result{}, fmt.Errorf("load: address %q: want an IPv4 literal and a port", cfg.Addr)
+	}
+	if err := ensureFiles(cfg.Conns + cfg.IdleConns); err != nil {
+		return Result{}, err
+	}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return Result{}, os.NewSyscallError("epoll_create1", err)
+	}
+	cl := &client{
+		cfg:  cfg,
+		epfd: epfd,
+		sa:   unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
+		t0:   time.Now(),
+		rbuf: make([]byte, readSize(cfg.Mode)),
+	}
+	cl.pat = make([]byte, max(len(cl.rbuf), cfg.Size)+patternPeriod)
+	for i := range cl.pat {
+		cl.pat[i] = byte(i % patternPeriod)
+	}
+	cl.res = Result{Mode: cfg.Mode, ServerCPUTicks: -1}
+	cl.setupEnd = cfg.SetupTimeout
+
+	err = cl.loop()
+	if cerr := cl.closeAll(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("load: %w", err)
+	}
+	return cl.res, nil
+}
+
+// loop waits for events and moves the phases along until the window ends.
+func (cl *client) loop() error {
+	events := make([]unix.EpollEvent, 1024)
+	for {
+		cl.now = time.Since(cl.t0)
+		if err := cl.advance(); err != nil {
+			return err
+		}
+		if cl.phase == phaseDone {
+			return nil
+		}
+		n, err := unix.EpollWait(cl.epfd, events, cl.waitMillis())
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		cl.now = time.Since(cl.t0)
+		for _, ev := range events[:n] {
+			c := cl.conns[ev.Fd]
+			if err := cl.handle(c, ev.Events); err != nil {
+				return fmt.Errorf("%s connection %d: %w", c.kind, c.id, err)
+			}
+		}
+	}
+}
+
+// waitMillis is how long epoll_wait may sleep: until the next deadline,
+// rounded up to a millisecond, at most maxWait.
+func (cl *client) waitMillis() int {
+	var until time.Duration
+	switch cl.phase {
+	case phaseWarmup, phaseWindow:
+		until = cl.phaseEnd - cl.now
+	default:
+		until = cl.setupEnd - cl.now
+	}
+	until = min(max(until, 0), maxWait)
+	return int((until + time.Millisecond - 1) / time.Millisecond)
+}
+
+// advance opens connections and moves to the next phase when the current
+// one is done, as many times as the clock allows.
+func (cl *client) advance() error {
+	for {
+		before := cl.phase
+		switch cl.phase {
+		case phaseOpening:
+			if err := cl.openMore(kindActive, cl.cfg.Conns); err != nil {
+				return err
+			}
+			if cl.activeOpen == cl.cfg.Conns {
+				cl.setupTime = cl.now - cl.setupFrom
+				cl.phase, cl.phaseEnd = phaseWarmup, cl.now+cl.cfg.Warmup
+			}
+		case phaseWarmup:
+			if cl.now < cl.phaseEnd {
+				return nil
+			}
+			if cl.cfg.Mode != Idle {
+				if err := cl.startWindow(); err != nil {
+					return err
+				}
+				break
+			}
+			rss, err := procRSSKiB(cl.cfg.ServerPID)
+			if err != nil {
+				return err
+			}
+			cl.res.RSSBeforeKiB = rss
+			cl.phase = phaseOpeningIdle
+			cl.setupFrom, cl.setupEnd = cl.now, cl.now+cl.cfg.SetupTimeout
+		case phaseOpeningIdle:
+			if err := cl.openMore(kindIdle, cl.cfg.IdleConns); err != nil {
+				return err
+			}
+			if cl.idleOpen == cl.cfg.IdleConns {
+				cl.setupTime += cl.now - cl.setupFrom
+				if err := cl.startWindow(); err != nil {
+					return err
+				}
+			}
+		case phaseWindow:
+			if cl.now < cl.phaseEnd {
+				return nil
+			}
+			if err := cl.endWindow(); err != nil {
+				return err
+			}
+		case phaseDone:
+			return nil
+		}
+		if cl.phase == before {
+			return nil
+		}
+	}
+}
+
+// openMore starts connections of kind until want of them exist or
+// MaxConnecting are being opened. It fails once the set-up deadline has
+// passed.
+func (cl *client) openMore(kind connKind, want int) error {
+	have := cl.activeOpen
+	if kind == kindIdle {
+		have = cl.idleOpen
+	}
+	if have == want {
+		return nil
+	}
+	if cl.now > cl.setupEnd {
+		return fmt.Errorf("opening connections: %d of %d %s ones ready after %v",
+			have, want, kind, cl.cfg.SetupTimeout)
+	}
+	for cl.started[kind] < want && cl.connecting < cl.cfg.MaxConnecting {
+		if err := cl.open(kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startWindow resets the counters and reads the CPU clocks.
+func (cl *client) startWindow() error {
+	cl.hist.Reset()
+	cl.messages, cl.bytes = 0, 0
+	cl.counting = true
+	for _, c := range cl.conns {
+		c.mark = c.progress(cl.cfg.Mode)
+	}
+	if cl.cfg.ServerPID > 0 {
+		t, err := procCPUTicks(cl.cfg.ServerPID)
+		if err != nil {
+			return err
+		}
+		cl.srvStart = t
+	}
+	cpu, err := selfCPU()
+	if err != nil {
+		return err
+	}
+	cl.cpuStart = cpu
+	cl.winStart = cl.now
+	cl.phase, cl.phaseEnd = phaseWindow, cl.now+cl.cfg.Window
+	return nil
+}
+
+// endWindow reads the clocks again and fills the result.
+func (cl *client) endWindow() error {
+	cl.counting = false
+	r := &cl.res
+	r.Elapsed = cl.now - cl.winStart
+	if cl.cfg.ServerPID > 0 {
+		t, err := procCPUTicks(cl.cfg.ServerPID)
+		if err != nil {
+			return err
+		}
+		r.ServerCPUTicks = t - cl.srvStart
+	}
+	cpu, err := selfCPU()
+	if err != nil {
+		return err
+	}
+	r.ClientCPU = cpu - cl.cpuStart
+	if cl.cfg.Mode == Idle {
+		rss, err := procRSSKiB(cl.cfg.ServerPID)
+		if err != nil {
+			return err
+		}
+		r.RSSAfterKiB = rss
+		r.IdleOpen = cl.idleOpen
+	}
+	r.Messages, r.Bytes = cl.messages, cl.bytes
+	r.P50, r.P99 = cl.hist.Quantile(0.50), cl.hist.Quantile(0.99)
+	r.Max, r.Mean = cl.hist.Max(), cl.hist.Mean()
+	r.Setup = cl.setupTime
+	r.SlowestShare = cl.slowestShare()
+	cl.phase = phaseDone
+	return nil
+}
+
+// slowestShare is the least any active connection got done in the window
+// over the mean of them all.
+func (cl *client) slowestShare() float64 {
+	var total, least int64
+	n := 0
+	for _, c := range cl.conns {
+		if c.kind != kindActive {
+			continue
+		}
+		d := c.progress(cl.cfg.Mode) - c.mark
+		if n == 0 || d < least {
+			least = d
+		}
+		total += d
+		n++
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(least) * float64(n) / float64(total)
+}
+
+// closeAll closes every connection with a reset (SO_LINGER 0): a run leaves
+// no TIME_WAIT behind to hold ephemeral ports for the next one.
+func (cl *client) closeAll() error {
+	var errs []error
+	for _, c := range cl.conns {
+		if err := c.abort(); err != nil && len(errs) < 3 {
+			errs = append(errs, err)
+		}
+	}
+	if err := unix.Close(cl.epfd); err != nil {
+		errs = append(errs, os.NewSyscallError("close", err))
+	}
+	return errors.Join(errs...)
+}
+
+// ensureFiles raises the soft descriptor limit to the hard one (Go does so
+// at start already; a parent may have lowered it) and checks that conns
+// connections fit, with room for the runtime's own descriptors.
+func ensureFiles(conns int) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return os.NewSyscallError("getrlimit", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			return os.NewSyscallError("setrlimit", err)
+		}
+	}
+	if need := uint64(conns) + 64; lim.Cur < need {
+		return fmt.Errorf("load: %d connections need %d descriptors; RLIMIT_NOFILE is %d (hard)", conns, need, lim.Cur)
+	}
+	return nil
+}
