@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,7 @@ func main() {
 	busyPoll := flag.Duration("busy-poll", 0, "reactor: how long an idle I/O thread polls before it sleeps (0 = never)")
 	bufSize := flag.Int("buffer-size", 16384, "reactor: pooled buffer size; net: per-connection buffer size")
 	shared := flag.Bool("shared", false, "reactor: all I/O threads wait on one shared poller")
+	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -63,6 +65,17 @@ func main() {
 	if err != nil {
 		fatalf("%s: %v", *engine, err)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("%v", err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Printf("listening on %s\n", bound)
 
 	select {
@@ -72,7 +85,6 @@ func main() {
 		// running for ever.
 		fmt.Fprintf(os.Stderr, "server: exiting after %v\n", maxLifetime)
 	}
-	os.Exit(0)
 }
 
 // maxLifetime bounds a server's life, whatever its runner does.
