@@ -55,6 +55,10 @@ type Config struct {
 	// MaxReads is how many reads a connection may have outstanding; 0
 	// means 1.
 	MaxReads int
+	// ReadChain lets one read fill up to this many pooled buffers (readv)
+	// once a connection's reads fill whole buffers; OnRead then gets the
+	// head of a chain. 0 or 1 keeps one buffer per read. At most 16.
+	ReadChain int
 	// Linger bounds a graceful Close; 0 means 30 s.
 	Linger time.Duration
 	// BusyPoll makes an idle I/O thread poll without sleeping for this
@@ -100,13 +104,14 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.group = g
 	e.env = sock.Env{
-		Group:    g,
-		Buffers:  e.buffers,
-		Counters: &e.counters,
-		Linger:   cfg.Linger,
-		MaxReads: cfg.MaxReads,
-		NoDelay:  !cfg.Delay,
-		Shared:   cfg.SharedPoller,
+		Group:     g,
+		Buffers:   e.buffers,
+		Counters:  &e.counters,
+		Linger:    cfg.Linger,
+		MaxReads:  cfg.MaxReads,
+		ReadChain: cfg.ReadChain,
+		NoDelay:   !cfg.Delay,
+		Shared:    cfg.SharedPoller,
 
 		ReadSeqStart:  cfg.SeqStart,
 		WriteSeqStart: cfg.SeqStart,

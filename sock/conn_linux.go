@@ -99,8 +99,8 @@ func (c *Conn) performReads(edge poller.Flags) {
 			c.schedule(schedRead)
 			break
 		}
-		b := c.env.Buffers.Get()
-		n, err := unix.Read(c.fd, b.Space())
+		b, room := c.readBuffers()
+		n, err := c.readInto(b)
 		if err == unix.EAGAIN || err == unix.EINTR {
 			c.readable = err == unix.EINTR
 			b.Release()
@@ -120,13 +120,13 @@ func (c *Conn) performReads(edge poller.Flags) {
 			b.Release()
 			d.err = io.EOF
 		default:
-			b.Commit(n)
-			d.b = b
+			d.b = commitChain(b, n)
 			c.env.Counters.BytesIn.Add(int64(n))
+			c.rfull = n == room
 			// A short read emptied the socket: the next byte to arrive
 			// raises a new edge. Not so after a hang-up, whose edge is
 			// already spent: read on until EOF.
-			if n < b.Cap() && !c.rhup {
+			if n < room && !c.rhup {
 				c.readable = false
 			}
 		}
@@ -140,6 +140,65 @@ func (c *Conn) performReads(edge poller.Flags) {
 		c.rmu.Lock()
 	}
 	c.rmu.Unlock()
+}
+
+// readBuffers takes the buffers for one read: one, or a chain when the
+// last read filled everything it had. It returns the head and the room.
+// Called with rmu held.
+func (c *Conn) readBuffers() (*pool.Buffer, int) {
+	b := c.env.Buffers.Get()
+	k := 1
+	if c.rfull {
+		k = c.env.readChain()
+	}
+	for tail, i := b, 1; i < k; i++ {
+		x := c.env.Buffers.Get()
+		tail.SetNext(x)
+		tail = x
+	}
+	return b, k * b.Cap()
+}
+
+// readInto makes one read(2), or one readv(2) for a chain.
+func (c *Conn) readInto(b *pool.Buffer) (int, error) {
+	if b.Next() == nil {
+		return unix.Read(c.fd, b.Space())
+	}
+	var iov [maxReadChain]unix.Iovec
+	k := 0
+	for x := b; x != nil; x = x.Next() {
+		sp := x.Space()
+		iov[k] = unix.Iovec{Base: &sp[0], Len: uint64(len(sp))}
+		k++
+	}
+	// The iovecs point into pooled buffers that b keeps reachable; the
+	// array is passed by pointer in the call expression, which keeps it
+	// alive and unmoved for the call.
+	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// commitChain records n bytes read into the chain at b and releases the
+// buffers the read did not reach.
+func commitChain(b *pool.Buffer, n int) *pool.Buffer {
+	x := b
+	for {
+		k := min(n, x.Cap()-x.Len())
+		x.Commit(k)
+		n -= k
+		if n == 0 || x.Next() == nil {
+			break
+		}
+		x = x.Next()
+	}
+	if rest := x.Next(); rest != nil {
+		x.SetNext(nil)
+		rest.Release()
+	}
+	return b
 }
 
 // enqueueLocked accepts req, which is stamped. With nothing queued ahead

@@ -19,6 +19,12 @@ type Env struct {
 	// MaxReads is how many reads a connection may have outstanding;
 	// 0 means 1.
 	MaxReads int
+	// ReadChain is how many pooled buffers one read may fill (readv):
+	// after a read that filled everything it was given, the next read of
+	// that connection is offered a chain of this many buffers, so a fast
+	// stream costs one system call per chain instead of per buffer. OnRead
+	// then receives the head of a chain (Next() != nil). 0 or 1: never.
+	ReadChain int
 	// NoDelay sets TCP_NODELAY on every connection (true in the engine's
 	// default configuration: an echo engine should not wait for Nagle).
 	NoDelay bool
@@ -40,6 +46,13 @@ func (e *Env) linger() time.Duration {
 	}
 	return DefaultLinger
 }
+
+func (e *Env) readChain() int {
+	return min(max(e.ReadChain, 1), maxReadChain)
+}
+
+// maxReadChain caps ReadChain (and the iovec array of a read).
+const maxReadChain = 16
 
 func (e *Env) maxReads() int {
 	if e.MaxReads > 0 {

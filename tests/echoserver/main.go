@@ -30,6 +30,7 @@ func main() {
 	bufSize := flag.Int("buffer-size", 16384, "size of the engine's pooled buffers in bytes")
 	shared := flag.Bool("shared", false, "all I/O threads wait on one shared poller")
 	reads := flag.Int("reads", 1, "reads outstanding per connection")
+	readChain := flag.Int("read-chain", 4, "buffers one read may fill (readv) once a stream fills whole buffers")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -43,6 +44,7 @@ func main() {
 		BufferSize:   *bufSize,
 		SharedPoller: *shared,
 		MaxReads:     *reads,
+		ReadChain:    *readChain,
 	})
 	if err != nil {
 		fatalf("starting the engine: %v", err)

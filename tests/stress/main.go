@@ -39,6 +39,7 @@ func main() {
 	flag.IntVar(&cfg.BufferSize, "buffer-size", 16384, "size of the engine's pooled buffers in bytes")
 	flag.BoolVar(&cfg.Shared, "shared", false, "all engine I/O threads wait on one shared poller")
 	flag.IntVar(&cfg.Reads, "reads", 1, "reads outstanding per engine connection")
+	flag.IntVar(&cfg.ReadChain, "read-chain", 4, "buffers one engine read may fill (readv) once a stream fills whole buffers")
 	asJSON := flag.Bool("json", false, "print the report as JSON too")
 	flag.Parse()
 	if flag.NArg() > 0 {

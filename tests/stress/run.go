@@ -39,6 +39,7 @@ type Config struct {
 	BufferSize int           `json:"buffer_size"`
 	Shared     bool          `json:"shared"`
 	Reads      int           `json:"reads"`
+	ReadChain  int           `json:"read_chain"`
 }
 
 func (c *Config) validate() error {
@@ -160,6 +161,7 @@ func startEngine(cfg Config) (*reactor.Engine, string, error) {
 		BufferSize:   cfg.BufferSize,
 		SharedPoller: cfg.Shared,
 		MaxReads:     cfg.Reads,
+		ReadChain:    cfg.ReadChain,
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("starting the engine: %w", err)

@@ -10,7 +10,7 @@ func TestStressInProcess(t *testing.T) {
 	cfg := Config{
 		Conns: 8, Duration: 2 * time.Second, Drain: 5 * time.Second,
 		MinSize: 1, MaxSize: 65536, Window: 262144, Seed: 1,
-		BufferSize: 16384, Reads: 1,
+		BufferSize: 16384, Reads: 1, ReadChain: 4,
 	}
 	if testing.Short() {
 		cfg.Duration = 500 * time.Millisecond

@@ -24,6 +24,7 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 		BufferSize:   o.bufSize,
 		BusyPoll:     o.busyPoll,
 		SharedPoller: o.shared,
+		ReadChain:    4,
 	})
 	if err != nil {
 		return "", err
