@@ -8,4 +8,4 @@ func (l *List[T]) Released() uint32 { return l.released }
 
 // RingLen reports the ring's capacity, so a test can see that a refused Put
 // left it alone.
-func (l *List[T]) RingLen() int { return len(l.ring) }
+func (l *List[T]) RingLen() int { return l.ringLen() }

@@ -31,14 +31,9 @@ type List[T any] struct {
 	head    T
 	hasHead bool
 
-	// ring holds the other items: item n sits at ring[n&mask] and its
-	// presence bit is bit n&mask of present. Only numbers less than
-	// len(ring) ahead of expected are stored, so a slot names one number.
-	// len(ring) is zero or a power of two no larger than MaxAhead; ring and
-	// present are allocated on the first item that arrives out of order.
-	ring    []T
-	present []uint64
-	mask    uint32
+	// r holds the other items, out of line so that a list that never sees
+	// an item out of order costs one pointer (a connection embeds a List).
+	r *ringBuf[T]
 
 	// held counts the items in head and ring together, so that the fast
 	// path tests one word to know the ring is empty.
@@ -49,6 +44,24 @@ type List[T any] struct {
 	// behind was never released and is really 2^31 or more ahead, so too
 	// far.
 	released uint32
+}
+
+// ringBuf holds out-of-order items: item n sits at slots[n&mask] and its
+// presence bit is bit n&mask of present. Only numbers less than
+// len(slots) ahead of expected are stored, so a slot names one number.
+// len(slots) is a power of two no larger than MaxAhead; the ring is
+// allocated on the first item that arrives out of order.
+type ringBuf[T any] struct {
+	slots   []T
+	present []uint64
+	mask    uint32
+}
+
+func (l *List[T]) ringLen() int {
+	if l.r == nil {
+		return 0
+	}
+	return len(l.r.slots)
 }
 
 // NewList returns an empty List whose first released item will be the one
@@ -62,14 +75,11 @@ func NewList[T any](start Number) *List[T] {
 // Init empties the list and makes it expect start. It drops every held item
 // and keeps the ring's storage for reuse.
 func (l *List[T]) Init(start Number) {
-	clear(l.ring)
-	clear(l.present)
-	*l = List[T]{
-		expected: start,
-		ring:     l.ring,
-		present:  l.present,
-		mask:     l.mask,
+	if l.r != nil {
+		clear(l.r.slots)
+		clear(l.r.present)
 	}
+	*l = List[T]{expected: start, r: l.r}
 }
 
 // Expected returns the number of the item Pop will release next.
@@ -109,18 +119,19 @@ func (l *List[T]) putSlow(n Number, v T) error {
 	if l.hasHead && ahead == 0 {
 		return ErrDuplicate
 	}
-	if ahead >= uint32(len(l.ring)) {
+	if ahead >= uint32(l.ringLen()) {
 		l.grow(ahead)
 	}
-	i := uint32(n) & l.mask
-	if l.present[i/64]&(1<<(i%64)) != 0 {
+	r := l.r
+	i := uint32(n) & r.mask
+	if r.present[i/64]&(1<<(i%64)) != 0 {
 		return ErrDuplicate
 	}
 	if ahead == 0 {
 		l.head, l.hasHead = v, true
 	} else {
-		l.ring[i] = v
-		l.present[i/64] |= 1 << (i % 64)
+		r.slots[i] = v
+		r.present[i/64] |= 1 << (i % 64)
 	}
 	l.held++
 	return nil
@@ -131,23 +142,28 @@ func (l *List[T]) putSlow(n Number, v T) error {
 // ahead < MaxAhead and the ring only grows when ahead >= len(ring), the new
 // size never exceeds MaxAhead.
 func (l *List[T]) grow(ahead uint32) {
-	size := max(minRing, 2*len(l.ring), 1<<bits.Len32(ahead))
-	ring := make([]T, size)
-	present := make([]uint64, (size+63)/64)
-	mask := uint32(size - 1)
-	for w, word := range l.present {
-		for word != 0 {
-			i := uint32(w*64 + bits.TrailingZeros64(word))
-			word &= word - 1
-			// Held numbers lie in [expected, expected+len(l.ring)), so
-			// slot i holds the one number of that window that maps to it.
-			n := l.expected + Number((i-uint32(l.expected))&l.mask)
-			j := uint32(n) & mask
-			ring[j] = l.ring[i]
-			present[j/64] |= 1 << (j % 64)
+	size := max(minRing, 2*l.ringLen(), 1<<bits.Len32(ahead))
+	nr := &ringBuf[T]{
+		slots:   make([]T, size),
+		present: make([]uint64, (size+63)/64),
+		mask:    uint32(size - 1),
+	}
+	if old := l.r; old != nil {
+		for w, word := range old.present {
+			for word != 0 {
+				i := uint32(w*64 + bits.TrailingZeros64(word))
+				word &= word - 1
+				// Held numbers lie in [expected, expected+len(old.slots)),
+				// so slot i holds the one number of that window that maps
+				// to it.
+				n := l.expected + Number((i-uint32(l.expected))&old.mask)
+				j := uint32(n) & nr.mask
+				nr.slots[j] = old.slots[i]
+				nr.present[j/64] |= 1 << (j % 64)
+			}
 		}
 	}
-	l.ring, l.present, l.mask = ring, present, mask
+	l.r = nr
 }
 
 // Pop releases the item numbered Expected, if held, and advances Expected.
@@ -171,14 +187,15 @@ func (l *List[T]) popRing() (T, bool) {
 	if l.held == 0 {
 		return zero, false
 	}
-	i := uint32(l.expected) & l.mask
+	r := l.r
+	i := uint32(l.expected) & r.mask
 	bit := uint64(1) << (i % 64)
-	if l.present[i/64]&bit == 0 {
+	if r.present[i/64]&bit == 0 {
 		return zero, false
 	}
-	v := l.ring[i]
-	l.ring[i] = zero
-	l.present[i/64] &^= bit
+	v := r.slots[i]
+	r.slots[i] = zero
+	r.present[i/64] &^= bit
 	l.held--
 	l.advance()
 	return v, true

@@ -50,11 +50,9 @@ type Conn struct {
 	dialing atomic.Bool
 	ctx     atomic.Value
 
-	local, remote netip.AddrPort
-	addr          string // the address dialled, for errors
+	remote netip.AddrPort
 
-	connectTimer pool.Timer
-	lingerTimer  pool.Timer
+	x atomic.Pointer[connExtra] // made on first use
 
 	// Read side, guarded by rmu. Reads are stamped at issue; rnext is the
 	// stamp of the oldest issued read not yet performed, rwant how many
@@ -69,12 +67,11 @@ type Conn struct {
 	rout     atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
-	// wholly taken by the kernel, oldest at wq[whead].
+	// wholly taken by the kernel, oldest first (nil until a write queues).
 	wmu   sync.Mutex
 	state connState
 	wgen  seq.Generator
-	wq    []*writeReq
-	whead int
+	wq    *fifo[*writeReq]
 	// wqLen counts accepted writes not yet wholly taken: the queue plus a
 	// write being offered to the kernel from the writer's goroutine. It
 	// rises before that system call, so an EPOLLOUT edge raised by the
@@ -90,8 +87,7 @@ type Conn struct {
 	dmu        sync.Mutex
 	delivering bool
 	rdone      seq.List[readDone]
-	wdone      []writeDone
-	wdhead     int
+	wdone      *fifo[writeDone] // nil until a write completes for a WriteHandler
 
 	// Set once by the first close, before the closed bit, read by teardown.
 	closeMu  sync.Mutex
@@ -133,12 +129,48 @@ func newConn(env *Env, loop *pool.Loop, fd sysfd, h Handler) *Conn {
 	c.rdone.Init(env.ReadSeqStart)
 	c.wgen = seq.NewGenerator(env.WriteSeqStart)
 	c.writable = true
-	c.lingerTimer.Init(c.lingerExpired)
 	return c
 }
 
 // LocalAddr is the connection's local address.
-func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+func (c *Conn) LocalAddr() netip.AddrPort {
+	if !c.life.incref() {
+		return netip.AddrPort{}
+	}
+	defer c.decref()
+	return localAddr(c.fd)
+}
+
+// connExtra holds what few connections need, out of line so that an
+// ordinary connection stays small: the timers of a connect with a
+// timeout and of a graceful close that waits for its queue, and the
+// address dialled.
+type connExtra struct {
+	connectTimer, lingerTimer pool.Timer
+	addr                      string
+}
+
+// extra returns the connection's connExtra, making it on first use.
+func (c *Conn) extra() *connExtra {
+	if x := c.x.Load(); x != nil {
+		return x
+	}
+	x := new(connExtra)
+	x.connectTimer.Init(c.connectExpired)
+	x.lingerTimer.Init(c.lingerExpired)
+	if c.x.CompareAndSwap(nil, x) {
+		return x
+	}
+	return c.x.Load()
+}
+
+// dialAddr is the address an outbound connection dialled ("" if accepted).
+func (c *Conn) dialAddr() string {
+	if x := c.x.Load(); x != nil {
+		return x.addr
+	}
+	return ""
+}
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
@@ -268,7 +300,7 @@ func (c *Conn) Close() error {
 		c.closeWith(nil, false)
 		return nil
 	}
-	c.loop.ArmTimer(&c.lingerTimer, c.env.linger())
+	c.loop.ArmTimer(&c.extra().lingerTimer, c.env.linger())
 	return nil
 }
 
@@ -432,7 +464,10 @@ func (p *readPacket) RunTask(*pool.Loop) {
 func (c *Conn) completeWriteLocked(req *writeReq, err error) {
 	if c.wh != nil {
 		c.dmu.Lock()
-		c.wdone = append(c.wdone, writeDone{s: req.s, n: req.n, err: err})
+		if c.wdone == nil {
+			c.wdone = new(fifo[writeDone])
+		}
+		c.wdone.push(writeDone{s: req.s, n: req.n, err: err})
 		c.dmu.Unlock()
 	}
 	req.free()
@@ -459,13 +494,8 @@ func (c *Conn) deliver() {
 			c.dmu.Lock()
 			continue
 		}
-		if c.wdhead < len(c.wdone) {
-			d := c.wdone[c.wdhead]
-			c.wdone[c.wdhead] = writeDone{}
-			c.wdhead++
-			if c.wdhead == len(c.wdone) {
-				c.wdone, c.wdhead = c.wdone[:0], 0
-			}
+		if !c.wdone.empty() {
+			d := c.wdone.pop()
 			c.dmu.Unlock()
 			c.callWrite(d)
 			c.dmu.Lock()
@@ -521,8 +551,10 @@ func (c *Conn) callClose(err error) {
 // can touch the connection now. It releases everything the connection
 // holds, closes the descriptor and delivers OnClose.
 func (c *Conn) destroy() {
-	c.loop.StopTimer(&c.lingerTimer)
-	c.loop.StopTimer(&c.connectTimer)
+	if x := c.x.Load(); x != nil {
+		c.loop.StopTimer(&x.lingerTimer)
+		c.loop.StopTimer(&x.connectTimer)
+	}
 	c.closeMu.Lock()
 	err, abortive := c.closeErr, c.abortive
 	c.closeMu.Unlock()
@@ -532,11 +564,11 @@ func (c *Conn) destroy() {
 	c.deliver()
 	c.wmu.Lock()
 	for !c.queueEmptyLocked() {
-		req := c.wq[c.whead]
+		req := c.wq.front()
 		c.popLocked()
 		c.completeWriteLocked(req, ErrClosed)
 	}
-	c.wq, c.whead = nil, 0
+	c.wq = nil
 	opened := c.state != stateConnecting
 	c.wmu.Unlock()
 	c.deliver()
@@ -552,27 +584,23 @@ func (c *Conn) destroy() {
 	if opened {
 		c.env.Counters.ConnsOpen.Add(-1)
 	} else if err == nil {
-		err = &DialError{Addr: c.addr, Err: ErrClosed}
+		err = &DialError{Addr: c.dialAddr(), Err: ErrClosed}
 	}
 	c.callClose(err)
 }
 
-func (c *Conn) queueEmptyLocked() bool { return c.whead == len(c.wq) }
+func (c *Conn) queueEmptyLocked() bool { return c.wq.empty() }
 
 func (c *Conn) pushLocked(req *writeReq) {
-	if c.whead > 0 && c.whead == len(c.wq) {
-		c.wq, c.whead = c.wq[:0], 0
+	if c.wq == nil {
+		c.wq = new(fifo[*writeReq])
 	}
-	c.wq = append(c.wq, req)
+	c.wq.push(req)
 }
 
 func (c *Conn) popLocked() {
-	c.wq[c.whead] = nil
-	c.whead++
+	c.wq.pop()
 	c.wqLen.Add(-1)
-	if c.whead == len(c.wq) {
-		c.wq, c.whead = c.wq[:0], 0
-	}
 }
 
 // advance records that the kernel took n more bytes of req.

@@ -289,7 +289,7 @@ func (c *Conn) flush() {
 	c.wmu.Lock()
 	c.writable = true
 	for !c.queueEmptyLocked() {
-		req := c.wq[c.whead]
+		req := c.wq.front()
 		done, err := c.writeOutLocked(req)
 		if err != nil {
 			c.wmu.Unlock()

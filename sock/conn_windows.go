@@ -1,6 +1,8 @@
 package sock
 
 import (
+	"net/netip"
+
 	"golang.org/x/sys/windows"
 
 	"github.com/ioreactor/reactor/poller"
@@ -36,3 +38,5 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 
 // HandleEvent implements pool.Handler.
 func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {}
+
+func localAddr(fd sysfd) netip.AddrPort { return netip.AddrPort{} }

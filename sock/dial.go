@@ -11,6 +11,6 @@ type DialOptions struct {
 func (c *Conn) connectExpired() {
 	if c.dialing.Load() {
 		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.addr, Err: ErrConnectTimeout})
+		c.fail(&DialError{Addr: c.dialAddr(), Err: ErrConnectTimeout})
 	}
 }

@@ -33,16 +33,15 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("connect", err)}
 	}
 	c := newConn(env, env.Group.Pick(), fd, h)
-	c.addr = addr
+	c.extra().addr = addr
 	c.remote = a
 	c.dialing.Store(true)
-	c.connectTimer.Init(c.connectExpired)
 	if err := c.register(); err != nil {
 		closeFD(env, fd)
 		return nil, &DialError{Addr: addr, Err: err}
 	}
 	if o.Timeout > 0 {
-		c.loop.ArmTimer(&c.connectTimer, o.Timeout)
+		c.loop.ArmTimer(&c.extra().connectTimer, o.Timeout)
 	}
 	return c, nil
 }
@@ -54,14 +53,15 @@ func (c *Conn) finishConnect(f poller.Flags) {
 	}
 	if err := soError(c.fd, "connect"); err != nil {
 		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.addr, Err: err})
+		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
 		return
 	}
 	if !c.dialing.CompareAndSwap(true, false) {
 		return
 	}
-	c.loop.StopTimer(&c.connectTimer)
-	c.local = localAddr(c.fd)
+	if x := c.x.Load(); x != nil {
+		c.loop.StopTimer(&x.connectTimer)
+	}
 	c.open()
 }
 

@@ -86,7 +86,6 @@ func (ln *Listener) acceptOne() acceptResult {
 	}
 	c := newConn(env, env.Group.Pick(), nfd, ln.h)
 	c.remote = fromSockaddr(sa)
-	c.local = localAddr(nfd)
 	c.state = stateOpen
 	if err := c.register(); err != nil {
 		closeFD(env, nfd)
