@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,9 +78,11 @@ func (l *Loop) Post(t Task) {
 // the posting side publishes its work before it reads sleepers. With both
 // steps sequentially consistent, either the waiter sees the work or the
 // poster sees the waiter, so no wake-up is lost.
+//
+// A loop whose poller is closed has stopped: nothing is asleep to wake.
 func (l *Loop) wake() {
 	if l.sleepers.Load() > 0 {
-		if err := l.p.Wake(); err != nil {
+		if err := l.p.Wake(); err != nil && !errors.Is(err, poller.ErrClosed) {
 			panic("pool: waking a loop failed: " + err.Error())
 		}
 	}

@@ -73,3 +73,33 @@ func TestDialTimeout(t *testing.T) {
 		t.Fatalf("timed out after %v, before the %v asked", el, timeout)
 	}
 }
+
+// TestCloseDuringConnect: a connection closed before its connect finished
+// refuses writes with ErrNotConnected first, reports a *DialError to
+// OnClose, and never counts as open.
+func TestCloseDuringConnect(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	addr, cleanup := fullListener(t)
+	defer cleanup()
+	closed := make(chan error, 1)
+	c, err := e.Dial(addr, &funcHandler{
+		onOpen:  func(c *reactor.Conn) { t.Error("connected through a full accept queue") },
+		onClose: func(c *reactor.Conn, err error) { closed <- err },
+	}, reactor.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("early")); !errors.Is(err, sock.ErrNotConnected) {
+		t.Fatalf("Write while connecting: %v, want ErrNotConnected", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var de *sock.DialError
+	if err := wait(t, closed, "OnClose"); !errors.As(err, &de) {
+		t.Fatalf("close reason %v, want a *DialError", err)
+	}
+	if n := e.Stats().ConnsOpen; n != 0 {
+		t.Fatalf("ConnsOpen = %d after a connect closed before it finished", n)
+	}
+}

@@ -68,10 +68,11 @@ type Conn struct {
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
 	// wholly taken by the kernel, oldest first (nil until a write queues).
-	wmu   sync.Mutex
-	state connState
-	wgen  seq.Generator
-	wq    *fifo[*writeReq]
+	wmu    sync.Mutex
+	state  connState
+	opened bool // OnOpen was delivered (ConnsOpen counts it)
+	wgen   seq.Generator
+	wq     *fifo[*writeReq]
 	// wqLen counts accepted writes not yet wholly taken: the queue plus a
 	// write being offered to the kernel from the writer's goroutine. It
 	// rises before that system call, so an EPOLLOUT edge raised by the
@@ -247,9 +248,13 @@ func (c *Conn) write(req *writeReq) (seq.Number, error) {
 	defer c.decref()
 	c.wmu.Lock()
 	if c.wshut || c.state == stateConnecting {
+		err := ErrClosed
+		if !c.wshut {
+			err = ErrNotConnected
+		}
 		c.wmu.Unlock()
 		req.free()
-		return 0, ErrClosed
+		return 0, err
 	}
 	req.s = c.wgen.Next()
 	s := req.s
@@ -399,6 +404,7 @@ func (c *Conn) deliverOpen() {
 	if c.state == stateConnecting {
 		c.state = stateOpen
 	}
+	c.opened = true
 	c.wmu.Unlock()
 	c.env.Counters.ConnsOpen.Add(1)
 	c.env.Counters.ConnsTotal.Add(1)
@@ -569,7 +575,7 @@ func (c *Conn) destroy() {
 		c.completeWriteLocked(req, ErrClosed)
 	}
 	c.wq = nil
-	opened := c.state != stateConnecting
+	opened := c.opened
 	c.wmu.Unlock()
 	c.deliver()
 	c.dmu.Lock()

@@ -19,6 +19,9 @@ var (
 	ErrConnectTimeout = errors.New("sock: connect timed out")
 	// ErrNotSupported is returned on a platform whose backend is not built yet.
 	ErrNotSupported = errors.New("sock: not supported on this platform yet")
+	// ErrNotConnected is returned by Write on an outbound connection whose
+	// connect has not finished: write from OnOpen on.
+	ErrNotConnected = errors.New("sock: not connected yet")
 	// ErrTooManyReads is returned by Read when the connection already has
 	// its maximum number of reads outstanding.
 	ErrTooManyReads = errors.New("sock: too many reads outstanding")
