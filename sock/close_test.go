@@ -42,6 +42,24 @@ func (h *funcHandler) OnClose(c *reactor.Conn, err error) {
 	}
 }
 
+// collectUntilEOF is an OnRead that gathers a connection's bytes and,
+// at EOF, sends them on got and closes the connection.
+func collectUntilEOF(got chan<- []byte) func(c *reactor.Conn, b *reactor.Buffer, err error) {
+	var in []byte
+	return func(c *reactor.Conn, b *reactor.Buffer, err error) {
+		if err != nil {
+			got <- in
+			c.Close()
+			return
+		}
+		for x := b; x != nil; x = x.Next() {
+			in = append(in, x.Bytes()...)
+		}
+		b.Release()
+		c.Read()
+	}
+}
+
 func dial(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -96,7 +114,6 @@ func TestCloseWriteByEngine(t *testing.T) {
 	const n = 3 << 20
 	msg := randomBytes(n, 3)
 	got := make(chan []byte, 1)
-	var in []byte
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
 		onOpen: func(c *reactor.Conn) {
 			if _, err := c.Write(msg[:n/2], msg[n/2:]); err != nil {
@@ -110,16 +127,7 @@ func TestCloseWriteByEngine(t *testing.T) {
 			}
 			c.Read()
 		},
-		onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
-			if err != nil {
-				got <- in
-				c.Close()
-				return
-			}
-			in = append(in, b.Bytes()...)
-			b.Release()
-			c.Read()
-		},
+		onRead: collectUntilEOF(got),
 	}, reactor.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)

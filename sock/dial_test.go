@@ -16,23 +16,13 @@ func TestDialEchoThroughEngine(t *testing.T) {
 	e, addr := listenEcho(t, reactor.Config{IOThreads: 2})
 	msg := randomBytes(1<<20, 9)
 	got := make(chan []byte, 1)
-	var in []byte
 	_, err := e.Dial(addr, &funcHandler{
 		onOpen: func(c *reactor.Conn) {
 			c.Write(msg[:1000], msg[1000:])
 			c.CloseWrite()
 			c.Read()
 		},
-		onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
-			if err != nil {
-				got <- in
-				c.Close()
-				return
-			}
-			in = append(in, b.Bytes()...)
-			b.Release()
-			c.Read()
-		},
+		onRead: collectUntilEOF(got),
 	}, reactor.DialOptions{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

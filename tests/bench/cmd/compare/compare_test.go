@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +42,10 @@ func TestMedianSkipsNaN(t *testing.T) {
 	}
 }
 
-// fakeReport is a report over made-up runs: gnet is fastest, nbio has the
-// lowest latency, net failed one round.
-func fakeReport(t *testing.T) *report {
+// fakeReport is a report over made-up runs of servers: gnet is fastest,
+// nbio has the lowest latency, net failed one round; reactor-busy is faster
+// than any peer, reactor-hop slower than reactor.
+func fakeReport(t *testing.T, servers ...string) *report {
 	t.Helper()
 	o := options{rounds: 2, window: time.Second, warmup: time.Second, workloads: "all", scale: 1, idleConns: 100, idleActive: 10, inFlight: 1, ioThreads: 1}
 	works, err := pickWorkloads(o)
@@ -59,11 +61,14 @@ func fakeReport(t *testing.T) *report {
 		"gnet":    {100_000, 3 * time.Millisecond},
 		"nbio":    {80_000, time.Millisecond},
 		"net":     {50_000, 9 * time.Millisecond},
+
+		"reactor-busy": {180_000, time.Millisecond / 2},
+		"reactor-hop":  {45_000, 3 * time.Millisecond},
 	}
 	var res []runResult
 	for _, w := range works {
 		for r := 1; r <= o.rounds; r++ {
-			for _, s := range allServers {
+			for _, s := range servers {
 				rr := runResult{Workload: w.name, Server: s, Round: r}
 				if s == "net" && r == 2 {
 					rr.Err = "made-up failure"
@@ -78,11 +83,12 @@ func fakeReport(t *testing.T) *report {
 			}
 		}
 	}
-	return newReport(o, m, works, allServers, res, time.Minute)
+	return newReport(o, m, works, servers, res, time.Minute)
 }
 
 func TestRatioAgainstBestPeer(t *testing.T) {
-	rep := fakeReport(t)
+	// The variants beat every peer on some metric but are not peers.
+	rep := fakeReport(t, slices.Concat(allServers, variants)...)
 	w := rep.works[0]
 	for _, tc := range []struct {
 		id   metricID
@@ -103,7 +109,7 @@ func TestRatioAgainstBestPeer(t *testing.T) {
 }
 
 func TestReportsRender(t *testing.T) {
-	rep := fakeReport(t)
+	rep := fakeReport(t, allServers...)
 	var out strings.Builder
 	rep.print(&out)
 	if !strings.Contains(out.String(), "FAILED net round 2: made-up failure") {
@@ -114,6 +120,9 @@ func TestReportsRender(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+	if strings.Contains(md, "Latency features") {
+		t.Error("markdown has a latency features section without variants")
 	}
 	dec := xml.NewDecoder(strings.NewReader(rep.chart()))
 	for {
@@ -139,7 +148,30 @@ func TestPickWorkloadsScales(t *testing.T) {
 	if _, err := pickWorkloads(options{workloads: "pp64,nope", scale: 1}); err == nil {
 		t.Error("an unknown workload was accepted")
 	}
-	if _, err := pickServers("reactor,reactor"); err == nil {
+	if _, err := pickServers("reactor,reactor", false); err == nil {
 		t.Error("a server named twice was accepted")
+	}
+	got, err := pickServers("reactor-hop,reactor,gnet", true)
+	if want := []string{"reactor-hop", "reactor", "gnet", "reactor-busy"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("-features: servers %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestLatencyFeatures(t *testing.T) {
+	rep := fakeReport(t, "reactor", "reactor-busy", "reactor-hop", "gnet")
+	w := rep.works[0]
+	if r := rep.featureRatio(w, "reactor-hop", mMsgs); math.Abs(r-0.5) > 1e-9 {
+		t.Errorf("reactor-hop msgs/s ratio %v, want 0.5", r)
+	}
+	var out strings.Builder
+	rep.print(&out)
+	if want := "reactor-busy / reactor: msgs/s 2.00×, p50 0.25×, p99 0.25×"; !strings.Contains(out.String(), want) {
+		t.Errorf("printed report lacks %q:\n%s", want, out.String())
+	}
+	md := rep.markdown()
+	for _, want := range []string{"## Latency features", "| 50 conns × 64 B ping-pong | reactor-hop | 45,000 | 1.50 ms | 3.00 ms |", "BusyPoll: 50µs", "0.90× (gnet)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
 	}
 }

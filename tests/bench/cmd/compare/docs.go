@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,6 +30,12 @@ func (rep *report) markdown() string {
 	p("(a goroutine per connection). Every reply is checked byte for byte. ")
 	p("Figures are medians over %d round(s) of a %v window after a %v warm-up; ", rep.o.rounds, rep.o.window, rep.o.warmup)
 	p("run on %s.\n\n", m.date.Format("2006-01-02"))
+	variants := rep.ranVariants()
+	if len(variants) > 0 {
+		p("Variants of reactor ran in the same rounds to measure its latency features (see [Latency features](#latency-features)): %s. ",
+			strings.Join(variants, ", "))
+		p("They are not peers: the comparison with the best peer leaves them out.\n\n")
+	}
 	if rep.o.quick {
 		p("> **This page was written by a `-quick` run** (smoke test settings): its numbers are not a comparison.\n\n")
 	}
@@ -88,6 +95,10 @@ func (rep *report) markdown() string {
 	}
 	p("\n")
 
+	if len(variants) > 0 {
+		rep.featuresSection(p)
+	}
+
 	var failed []string
 	for _, w := range rep.works {
 		for _, s := range rep.servers {
@@ -120,9 +131,12 @@ func (rep *report) markdown() string {
 	p("## How the numbers are made\n\n")
 	p("- **Servers** (`tests/bench/cmd/server`), each with %d event loop(s): ", rep.o.ioThreads)
 	p("reactor is `reactor.New` with `IOThreads: %d` and the repository's `internal/echo` handler ", rep.o.ioThreads)
-	p("(each read's buffer goes to `WriteBuffer`, then the next read is issued)")
-	if rep.o.busyPoll > 0 {
-		p(", `BusyPoll: %v`", rep.o.busyPoll)
+	p("(each read's buffer goes to `WriteBuffer`, then the next read is issued, on the I/O thread)")
+	if slices.Contains(variants, "reactor-busy") {
+		p("; reactor-busy is the same with `BusyPoll: %v`", rep.o.busyPollFor())
+	}
+	if slices.Contains(variants, "reactor-hop") {
+		p("; reactor-hop's `OnRead` only sends the buffer on a channel to %s, which make the same two calls", hopWorkers)
 	}
 	p("; gnet runs one event loop (`WithMulticore(false)`, `WithNumEventLoop`, `WithLockOSThread`) and echoes with ")
 	p("`c.Next(-1)` and `c.Write` in `OnTraffic`; nbio runs `NPoller` pollers (`LockPoller`) and echoes with `c.Write` ")
@@ -159,6 +173,7 @@ func (rep *report) markdown() string {
 	p("go run ./cmd/compare -quick                # smoke test: 1 round, 1 s windows, 1,000 idle connections\n")
 	p("go run ./cmd/compare -write-docs           # the full run (3 rounds, 5 s windows, ~8 min); rewrites this page\n")
 	p("go run ./cmd/compare %s   # this page's run\n", strings.Join(os.Args[1:], " "))
+	p("go run ./cmd/compare -servers reactor,reactor-busy,reactor-hop,gnet -workloads pp64,pp512   # the latency features\n")
 	p("go run ./cmd/compare -h                    # subsets (-workloads, -servers), -rounds, -window, -scale, -busy-poll\n")
 	p("```\n\n")
 	p("One server by hand:\n\n")
@@ -169,6 +184,49 @@ func (rep *report) markdown() string {
 	p("kill %%1\n")
 	p("```\n")
 	return b.String()
+}
+
+// hopWorkers says how many workers reactor-hop runs (cmd/server/hop.go).
+const hopWorkers = "GOMAXPROCS worker goroutines (1 when the server is pinned to one CPU)"
+
+// featuresSection writes the variants against plain reactor: what each
+// latency feature costs or saves, as measured.
+func (rep *report) featuresSection(p func(string, ...any)) {
+	p("## Latency features\n\n")
+	p("Each feature of reactor measured by a variant that differs from plain reactor in it alone, in the same rounds:\n\n")
+	p("- **reactor-busy**: an idle I/O thread busy-polls its poller for `BusyPoll` (%v) before it blocks in `epoll_wait`. ", rep.o.busyPollFor())
+	p("Plain reactor never busy-polls. Below 1 on p50/p99 is what busy-polling saves; above 1 on CPU per message is what it costs.\n")
+	p("- **reactor-hop**: callbacks are no longer handled on the I/O thread: `OnRead` sends the buffer on one channel to ")
+	p("%s that call `WriteBuffer` and `Read`, the hop other engines force. ", hopWorkers)
+	p("Above 1 on p50/p99 and CPU per message is what reactor's dispatch on the I/O thread saves.\n\n")
+	p("| workload | server |")
+	for _, id := range featureMetrics {
+		p(" %s |", metrics[id].header)
+	}
+	for _, id := range featureMetrics {
+		p(" %s vs reactor |", metrics[id].header)
+	}
+	p(" msgs/s over rounds |\n|---|---|%s--:|\n", strings.Repeat("--:|", 2*len(featureMetrics)))
+	for _, w := range rep.works {
+		for _, s := range append([]string{"reactor"}, rep.ranVariants()...) {
+			c := rep.cells[w.name][s]
+			row := []string{w.title(), s}
+			for _, id := range featureMetrics {
+				row = append(row, fmtOrDash(metrics[id].format, c.val[id]))
+			}
+			for _, id := range featureMetrics {
+				r := math.NaN()
+				if s != "reactor" {
+					r = rep.featureRatio(w, s, id)
+				}
+				row = append(row, fmtOrDash(fmtRatio, r))
+			}
+			row = append(row, c.spread())
+			p("| %s |\n", strings.Join(row, " | "))
+		}
+	}
+	p("\nA variant's median divided by plain reactor's on the same workload. Above 1 is better for msgs/s; ")
+	p("below 1 is better for latency and CPU per message. Compare a ratio with the spread over rounds before reading anything into it.\n\n")
 }
 
 // loadAvg is the first three fields of /proc/loadavg.

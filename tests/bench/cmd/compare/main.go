@@ -7,6 +7,12 @@
 //	cd tests/bench && go run ./cmd/compare               # the full run, ~7 minutes
 //	cd tests/bench && go run ./cmd/compare -quick        # a smoke test, ~30 s
 //	cd tests/bench && go run ./cmd/compare -write-docs   # also write docs/benchmarks.{md,svg}
+//	cd tests/bench && go run ./cmd/compare -servers reactor,reactor-busy,reactor-hop,gnet -workloads pp64,pp512
+//
+// The last measures reactor's latency features: reactor-busy is reactor
+// with Config.BusyPoll (-busy-poll, 50µs when 0), reactor-hop is reactor
+// echoing from worker goroutines instead of on the I/O thread; each is
+// stated as a ratio to plain reactor. -features adds both to -servers.
 //
 // For every workload and round the servers run in turn, the order rotated
 // by one each round, so that drift on a shared machine spreads over all of
@@ -40,6 +46,7 @@ type options struct {
 	inFlight   int
 	ioThreads  int
 	busyPoll   time.Duration
+	features   bool
 	pin        bool
 	quick      bool
 	writeDocs  bool
@@ -64,7 +71,8 @@ func run() error {
 	flag.IntVar(&o.idleActive, "idle-active", 100, "idle workload: active ping-pong connections meanwhile (before -scale)")
 	flag.IntVar(&o.inFlight, "inflight", 1, "ping-pong messages in flight per connection")
 	flag.IntVar(&o.ioThreads, "io-threads", 1, "event loops of every server (net: ignored)")
-	flag.DurationVar(&o.busyPoll, "busy-poll", 0, "reactor only: Config.BusyPoll")
+	flag.DurationVar(&o.busyPoll, "busy-poll", 0, "reactor-busy's Config.BusyPoll; 0 means "+defaultBusyPoll.String()+" (plain reactor never busy-polls)")
+	flag.BoolVar(&o.features, "features", false, "also run the variants reactor-busy and reactor-hop (latency features against plain reactor)")
 	flag.BoolVar(&o.pin, "pin", true, "pin the server to CPU 0 and the client to CPU 1 with taskset, if it exists")
 	flag.BoolVar(&o.quick, "quick", false, "smoke test: 1 round, 1 s windows, 0.5 s warm-up, 1,000 idle connections (explicit flags win)")
 	flag.BoolVar(&o.writeDocs, "write-docs", false, "write ../../docs/benchmarks.md and benchmarks.svg (relative to the module root)")
@@ -96,7 +104,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	servers, err := pickServers(o.servers)
+	servers, err := pickServers(o.servers, o.features)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,8 @@ func (r ratio) String() string {
 	return fmt.Sprintf("%.2f× (%s)", r.value, r.best)
 }
 
-// ratioFor compares reactor with the best of the other servers.
+// ratioFor compares reactor with the best of the other servers; reactor's
+// variants are not peers.
 func (rep *report) ratioFor(w workload, mt metric) ratio {
 	cells := rep.cells[w.name]
 	rc, ok := cells["reactor"]
@@ -169,7 +170,7 @@ func (rep *report) ratioFor(w workload, mt metric) ratio {
 	best, bestVal := "", math.NaN()
 	for _, s := range rep.servers {
 		v := cells[s].val[mt.id]
-		if s == "reactor" || math.IsNaN(v) {
+		if s == "reactor" || isVariant(s) || math.IsNaN(v) {
 			continue
 		}
 		if math.IsNaN(bestVal) || (mt.higher && v > bestVal) || (!mt.higher && v < bestVal) {
@@ -181,6 +182,30 @@ func (rep *report) ratioFor(w workload, mt metric) ratio {
 	}
 	return ratio{value: rc.val[mt.id] / bestVal, best: best}
 }
+
+// featureMetrics are the columns of the latency features' comparison.
+var featureMetrics = []metricID{mMsgs, mP50, mP99, mCPUPerMsg}
+
+// ranVariants is the variants that were run, in -servers order; none
+// without plain reactor to compare them with.
+func (rep *report) ranVariants() []string {
+	if !slices.Contains(rep.servers, "reactor") {
+		return nil
+	}
+	return slices.DeleteFunc(slices.Clone(rep.servers), func(s string) bool { return !isVariant(s) })
+}
+
+// featureRatio is a variant's value over plain reactor's: NaN when either
+// is missing.
+func (rep *report) featureRatio(w workload, variant string, id metricID) float64 {
+	r, v := rep.cells[w.name]["reactor"].val[id], rep.cells[w.name][variant].val[id]
+	if math.IsNaN(r) || math.IsNaN(v) || r == 0 {
+		return math.NaN()
+	}
+	return v / r
+}
+
+func fmtRatio(v float64) string { return fmt.Sprintf("%.2f×", v) }
 
 // shown is the metrics a workload's table has.
 func shown(w workload) []metric {
@@ -225,6 +250,13 @@ func (rep *report) print(out io.Writer) {
 			}
 		}
 		fmt.Fprintf(out, "reactor / best peer: %s\n", strings.Join(parts, ", "))
+		for _, v := range rep.ranVariants() {
+			parts = parts[:0]
+			for _, id := range featureMetrics {
+				parts = append(parts, fmt.Sprintf("%s %s", metrics[id].header, fmtOrDash(fmtRatio, rep.featureRatio(w, v, id))))
+			}
+			fmt.Fprintf(out, "%s / reactor: %s\n", v, strings.Join(parts, ", "))
+		}
 		for _, s := range rep.servers {
 			for _, e := range rep.cells[w.name][s].errs {
 				fmt.Fprintf(out, "FAILED %s %s\n", s, e)

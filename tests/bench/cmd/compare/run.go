@@ -55,7 +55,7 @@ func runAll(o options, m machine, b binaries, works []workload, servers []string
 					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %s: FAILED: %v\n", n, total, w.name, r+1, s, err)
 				} else {
 					rr.Result = &res
-					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %-7s %s\n", n, total, w.name, r+1, s, progressLine(w, m, res))
+					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %-12s %s\n", n, total, w.name, r+1, s, progressLine(w, m, res))
 				}
 				out = append(out, rr)
 				time.Sleep(settle)
@@ -136,8 +136,9 @@ type server struct {
 // startServer starts the server and reads its "listening on" line.
 func startServer(o options, m machine, b binaries, engine string) (*server, error) {
 	argv := []string{b.server, "-engine", engine, "-addr", "127.0.0.1:0", "-io-threads", strconv.Itoa(o.ioThreads)}
-	if engine == "reactor" && o.busyPoll > 0 {
-		argv = append(argv, "-busy-poll", o.busyPoll.String())
+	if engine == "reactor-busy" {
+		argv[2] = "reactor"
+		argv = append(argv, "-busy-poll", o.busyPollFor().String())
 	}
 	argv = m.pinned(0, argv...)
 	// A pipe of our own, not StdoutPipe: the line is read while another
@@ -250,4 +251,12 @@ func writeRaw(path string, res []runResult) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// busyPollFor is reactor-busy's Config.BusyPoll.
+func (o options) busyPollFor() time.Duration {
+	if o.busyPoll > 0 {
+		return o.busyPoll
+	}
+	return defaultBusyPoll
 }

@@ -24,10 +24,12 @@ const (
 )
 
 var serverColors = map[string]string{
-	"reactor": "#1f77b4",
-	"gnet":    "#ff7f0e",
-	"nbio":    "#2ca02c",
-	"net":     "#8c8c8c",
+	"reactor":      "#1f77b4",
+	"reactor-busy": "#6baed6",
+	"reactor-hop":  "#08306b",
+	"gnet":         "#ff7f0e",
+	"nbio":         "#2ca02c",
+	"net":          "#8c8c8c",
 }
 
 // bar is one bar of a group.

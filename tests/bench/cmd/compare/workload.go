@@ -5,12 +5,25 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ioreactor/reactor/tests/bench/internal/load"
 )
 
 // allServers are the engines cmd/server can run, in the first round's order.
 var allServers = []string{"reactor", "gnet", "nbio", "net"}
+
+// variants are reactor with one latency feature changed, each run as a
+// server of its own when named in -servers (or by -features): reactor-busy
+// busy-polls (Config.BusyPoll), reactor-hop echoes from worker goroutines
+// instead of on the I/O thread. They are not peers: reactor's ratio to the
+// best peer ignores them.
+var variants = []string{"reactor-busy", "reactor-hop"}
+
+// defaultBusyPoll is reactor-busy's Config.BusyPoll when -busy-poll is 0.
+const defaultBusyPoll = 50 * time.Microsecond
+
+func isVariant(s string) bool { return slices.Contains(variants, s) }
 
 // workload is one shape of traffic.
 type workload struct {
@@ -84,18 +97,27 @@ func pickWorkloads(o options) ([]workload, error) {
 	return out, nil
 }
 
-// pickServers applies -servers.
-func pickServers(list string) ([]string, error) {
+// pickServers applies -servers, then -features: the variants not named
+// yet are added after the others.
+func pickServers(list string, features bool) ([]string, error) {
 	var out []string
+	known := slices.Concat(allServers, variants)
 	for _, s := range strings.Split(list, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains(allServers, s) {
-			return nil, fmt.Errorf("unknown server %q (want some of %s)", s, strings.Join(allServers, ","))
+		if !slices.Contains(known, s) {
+			return nil, fmt.Errorf("unknown server %q (want some of %s)", s, strings.Join(known, ","))
 		}
 		if slices.Contains(out, s) {
 			return nil, fmt.Errorf("server %q named twice", s)
 		}
 		out = append(out, s)
+	}
+	if features {
+		for _, v := range variants {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
 	}
 	return out, nil
 }

@@ -1,7 +1,9 @@
 // Command server is one echo server of the peer benchmark: the same echo
 // service on reactor, gnet v2, nbio or Go's net package, chosen by -engine,
 // so that each runs in a process of its own whose CPU time and memory the
-// runner (cmd/compare) can read from /proc.
+// runner (cmd/compare) can read from /proc. -engine reactor-hop is reactor
+// with the echo moved off the I/O thread onto worker goroutines (hop.go),
+// to measure what dispatching callbacks on the I/O thread saves.
 //
 // Every engine is given the same number of event loops (-io-threads, 1 by
 // default). Once it accepts connections it prints one line, "listening on
@@ -21,12 +23,12 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "reactor", "reactor, gnet, nbio or net")
+	engine := flag.String("engine", "reactor", "reactor, reactor-hop (echo on worker goroutines), gnet, nbio or net")
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on (port 0 picks one)")
 	threads := flag.Int("io-threads", 1, "event loops / I/O threads (net: ignored, it runs a goroutine per connection)")
-	busyPoll := flag.Duration("busy-poll", 0, "reactor: how long an idle I/O thread polls before it sleeps (0 = never)")
-	bufSize := flag.Int("buffer-size", 16384, "reactor: pooled buffer size; net: per-connection buffer size")
-	shared := flag.Bool("shared", false, "reactor: all I/O threads wait on one shared poller")
+	busyPoll := flag.Duration("busy-poll", 0, "reactor, reactor-hop: how long an idle I/O thread polls before it sleeps (0 = never)")
+	bufSize := flag.Int("buffer-size", 16384, "reactor, reactor-hop: pooled buffer size; net: per-connection buffer size")
+	shared := flag.Bool("shared", false, "reactor, reactor-hop: all I/O threads wait on one shared poller")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -46,12 +48,13 @@ func main() {
 		err   error
 	)
 	switch *engine {
-	case "reactor":
+	case "reactor", "reactor-hop":
 		bound, err = serveReactor(*addr, reactorOptions{
 			threads:  *threads,
 			busyPoll: *busyPoll,
 			bufSize:  *bufSize,
 			shared:   *shared,
+			hop:      *engine == "reactor-hop",
 		})
 	case "gnet":
 		bound, err = serveGnet(*addr, *threads)
@@ -60,7 +63,7 @@ func main() {
 	case "net":
 		bound, err = serveNet(*addr, *bufSize)
 	default:
-		fatalf("unknown -engine %q (want reactor, gnet, nbio or net)", *engine)
+		fatalf("unknown -engine %q (want reactor, reactor-hop, gnet, nbio or net)", *engine)
 	}
 	if err != nil {
 		fatalf("%s: %v", *engine, err)

@@ -13,11 +13,13 @@ type reactorOptions struct {
 	busyPoll time.Duration
 	bufSize  int
 	shared   bool
+	hop      bool // echo from worker goroutines (hopHandler), not on the I/O thread
 }
 
 // serveReactor serves echo with the engine's own echo service, the one the
 // stress binary drives: each read's buffer is handed to WriteBuffer, then
-// the next read is issued.
+// the next read is issued. With o.hop the echo runs on worker goroutines
+// instead (hopHandler).
 func serveReactor(addr string, o reactorOptions) (string, error) {
 	e, err := reactor.New(reactor.Config{
 		IOThreads:    o.threads,
@@ -29,7 +31,11 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ln, err := e.Listen(addr, &echo.Handler{Reads: 1}, reactor.ListenOptions{})
+	var h reactor.Handler = &echo.Handler{Reads: 1}
+	if o.hop {
+		h = newHopHandler()
+	}
+	ln, err := e.Listen(addr, h, reactor.ListenOptions{})
 	if err != nil {
 		return "", err
 	}
