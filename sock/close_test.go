@@ -321,3 +321,70 @@ func echoOn(c net.Conn, msg []byte) error {
 	}
 	return nil
 }
+
+// TestGracefulCloseFlushesQueue: Close with megabytes still queued sends
+// every byte, then EOF.
+func TestGracefulCloseFlushesQueue(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	const n = 16 << 20
+	msg := randomBytes(n, 5)
+	closed := make(chan error, 1)
+	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
+		onOpen: func(c *reactor.Conn) {
+			c.Write(msg)
+			if err := c.Close(); err != nil {
+				t.Error(err)
+			}
+		},
+		onClose: func(c *reactor.Conn, err error) { closed <- err },
+	}, reactor.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ln.Addr().String())
+	defer c.Close()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes (err %v), want all %d then EOF", len(got), err, n)
+	}
+	if err := wait(t, closed, "OnClose"); err != nil {
+		t.Fatalf("graceful close reported %v", err)
+	}
+}
+
+// TestGracefulCloseAbortsAfterLinger: a peer that never reads cannot hold
+// a closing connection past the linger bound: it is aborted with
+// ErrLingerTimeout and its queued buffers go back to the pool.
+func TestGracefulCloseAbortsAfterLinger(t *testing.T) {
+	const linger = 100 * time.Millisecond
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1, Linger: linger})
+	closed := make(chan error, 1)
+	var start time.Time
+	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
+		onOpen: func(c *reactor.Conn) {
+			for i := 0; i < 2048; i++ { // 32 MiB: more than the socket buffers hold
+				b := e.Buffers().Get()
+				b.Commit(b.Cap())
+				c.WriteBuffer(b)
+			}
+			start = time.Now()
+			c.Close()
+		},
+		onClose: func(c *reactor.Conn, err error) { closed <- err },
+	}, reactor.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ln.Addr().String()) // never reads
+	defer c.Close()
+	err = wait(t, closed, "OnClose after the linger bound")
+	if !errors.Is(err, sock.ErrLingerTimeout) {
+		t.Fatalf("close reason %v, want ErrLingerTimeout", err)
+	}
+	if el := time.Since(start); el < linger {
+		t.Fatalf("aborted after %v, before the %v linger bound", el, linger)
+	}
+	if n := e.Stats().Buffers.InUse; n != 0 {
+		t.Fatalf("%d buffers still in use after the abort", n)
+	}
+}

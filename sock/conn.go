@@ -31,7 +31,6 @@ const (
 const (
 	schedOpen    uint32 = 1 << iota // deliver OnOpen (holds a reference)
 	schedRead                       // perform issued reads
-	schedFlush                      // flush queued writes
 	schedDeliver                    // deliver completions
 	schedDestroy                    // last reference dropped: tear down
 )
@@ -300,12 +299,15 @@ func (c *Conn) Close() error {
 	c.state = stateClosing
 	c.wshut = true
 	empty := c.queueEmptyLocked()
+	if !empty {
+		// Armed under wmu: the flush that empties the queue takes wmu
+		// before it closes, so teardown's StopTimer always comes after.
+		c.loop.ArmTimer(&c.extra().lingerTimer, c.env.linger())
+	}
 	c.wmu.Unlock()
 	if empty {
 		c.closeWith(nil, false)
-		return nil
 	}
-	c.loop.ArmTimer(&c.extra().lingerTimer, c.env.linger())
 	return nil
 }
 
@@ -379,9 +381,6 @@ func (c *Conn) RunTask(l *pool.Loop) {
 	}
 	if !c.life.incref() {
 		return
-	}
-	if bits&schedFlush != 0 {
-		c.flush()
 	}
 	if bits&schedRead != 0 {
 		c.performReads(0)
