@@ -40,3 +40,5 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {}
 
 func localAddr(fd sysfd) netip.AddrPort { return netip.AddrPort{} }
+
+type rawSockaddr = windows.RawSockaddrAny

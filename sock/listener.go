@@ -48,6 +48,8 @@ type Listener struct {
 	backoff time.Duration
 	paused  bool // waiting for the back-off timer
 	timer   pool.Timer
+	rsa     rawSockaddr // accept's address buffer, guarded by mu
+	rsaLen  uint32
 }
 
 // Addr is the address the listener is bound to (with the real port when

@@ -2,6 +2,8 @@ package sock_test
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 
@@ -43,5 +45,26 @@ func TestListenBadAddress(t *testing.T) {
 		if _, err := e.Listen(addr, &echo.Handler{}, reactor.ListenOptions{}); err == nil {
 			t.Errorf("Listen(%q) succeeded", addr)
 		}
+	}
+}
+
+// TestAcceptReportsPeerAddress: the accepted side's RemoteAddr is the
+// client's address and port, on IPv4 and IPv6 loopback.
+func TestAcceptReportsPeerAddress(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+		remote := make(chan netip.AddrPort, 1)
+		ln, err := e.Listen(net.JoinHostPort(host, "0"), &funcHandler{
+			onOpen: func(c *reactor.Conn) { remote <- c.RemoteAddr() },
+		}, reactor.ListenOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		c := dial(t, ln.Addr().String())
+		want := c.LocalAddr().(*net.TCPAddr).AddrPort()
+		if got := wait(t, remote, "OnOpen"); got != netip.AddrPortFrom(want.Addr().Unmap(), want.Port()) {
+			t.Errorf("%s: RemoteAddr %v, client is %v", host, got, want)
+		}
+		c.Close()
 	}
 }

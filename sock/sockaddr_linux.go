@@ -54,3 +54,6 @@ func setNoDelay(fd int) error {
 	}
 	return nil
 }
+
+// rawSockaddr is the kernel's socket-address buffer.
+type rawSockaddr = unix.RawSockaddrAny
