@@ -25,25 +25,26 @@ type List[T any] struct {
 	// expected is the number Pop releases next.
 	expected Number
 
+	// released counts the numbers popped since Init, saturating at 2^31: a
+	// number up to released behind expected is a duplicate, one further
+	// behind was never released and is really 2^31 or more ahead, so too
+	// far.
+	released uint32
+
 	// head holds item expected when hasHead is set. A connection whose
 	// completions arrive in order uses only this slot, so the common case
 	// never touches the ring and never allocates.
-	head    T
-	hasHead bool
+	head T
 
 	// r holds the other items, out of line so that a list that never sees
 	// an item out of order costs one pointer (a connection embeds a List).
 	r *ringBuf[T]
 
 	// held counts the items in head and ring together, so that the fast
-	// path tests one word to know the ring is empty.
-	held int
-
-	// released counts the numbers popped since Init, saturating at 2^31: a
-	// number up to released behind expected is a duplicate, one further
-	// behind was never released and is really 2^31 or more ahead, so too
-	// far.
-	released uint32
+	// path tests one word to know the ring is empty. The ring never holds
+	// more than MaxAhead items.
+	held    uint32
+	hasHead bool
 }
 
 // ringBuf holds out-of-order items: item n sits at slots[n&mask] and its
@@ -86,7 +87,7 @@ func (l *List[T]) Init(start Number) {
 func (l *List[T]) Expected() Number { return l.expected }
 
 // Len returns the number of items held.
-func (l *List[T]) Len() int { return l.held }
+func (l *List[T]) Len() int { return int(l.held) }
 
 // Put stores v as item n. It returns ErrDuplicate if n is held already or
 // was already released (n before Expected), and ErrTooFar if n is neither

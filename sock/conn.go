@@ -37,14 +37,16 @@ const (
 
 // Conn is a stream connection. Its methods are safe for concurrent use.
 type Conn struct {
-	reg   pool.Registration
-	fd    sysfd
-	loop  *pool.Loop
-	env   *Env
-	h     Handler
-	wh    WriteHandler // h as a WriteHandler, or nil
-	life  lifetime
-	sched atomic.Uint32
+	reg  pool.Registration
+	fd   sysfd
+	loop *pool.Loop
+	env  *Env
+	h    Handler
+	// onWrite says h is a WriteHandler (asserted again only when a write
+	// completion is delivered, to keep the connection small).
+	onWrite bool
+	life    lifetime
+	sched   atomic.Uint32
 	// dialing is set while an outbound connect is in progress.
 	dialing atomic.Bool
 	ctx     atomic.Value
@@ -59,7 +61,7 @@ type Conn struct {
 	rmu      sync.Mutex
 	rgen     seq.Generator
 	rnext    seq.Number
-	rwant    int
+	rwant    int32
 	readable bool // the descriptor may have bytes (or EOF) to read
 	rhup     bool // the peer shut its side: read on until EOF
 	rfull    bool // the last read filled all it was given: offer a chain next
@@ -70,8 +72,10 @@ type Conn struct {
 	wmu    sync.Mutex
 	state  connState
 	opened bool // OnOpen was delivered (ConnsOpen counts it)
-	wgen   seq.Generator
-	wq     *fifo[*writeReq]
+	// delivering is guarded by dmu (it sits here to fill padding).
+	delivering bool
+	wgen       seq.Generator
+	wq         *fifo[*writeReq]
 	// wqLen counts accepted writes not yet wholly taken: the queue plus a
 	// write being offered to the kernel from the writer's goroutine. It
 	// rises before that system call, so an EPOLLOUT edge raised by the
@@ -84,16 +88,26 @@ type Conn struct {
 	// Delivery, guarded by dmu (taken after rmu or wmu, never before).
 	// Only the goroutine that set delivering runs callbacks, so the
 	// callbacks of one connection never overlap.
-	dmu        sync.Mutex
-	delivering bool
-	rdone      seq.List[readDone]
-	wdone      *fifo[writeDone] // nil until a write completes for a WriteHandler
+	dmu   sync.Mutex
+	rdone seq.List[readDone]
+	wdone *fifo[writeDone] // nil until a write completes for a WriteHandler
 
-	// Set once by the first close, before the closed bit, read by teardown.
-	closeMu  sync.Mutex
-	closeErr error
+	// why is set once, by the first close, before the closed bit; read by
+	// teardown.
+	why atomic.Pointer[closeInfo]
+}
+
+// closeInfo is why a connection closed. The two reasons without an error
+// are shared, so an ordinary close allocates nothing.
+type closeInfo struct {
+	err      error
 	abortive bool
 }
+
+var (
+	closedGracefully = &closeInfo{}
+	closedAbortively = &closeInfo{abortive: true}
+)
 
 type readDone struct {
 	b   *pool.Buffer
@@ -122,7 +136,7 @@ var writeReqs = sync.Pool{New: func() any { return new(writeReq) }}
 
 func newConn(env *Env, loop *pool.Loop, fd sysfd, h Handler) *Conn {
 	c := &Conn{fd: fd, loop: loop, env: env, h: h}
-	c.wh, _ = h.(WriteHandler)
+	_, c.onWrite = h.(WriteHandler)
 	c.life.init()
 	c.rgen = seq.NewGenerator(env.ReadSeqStart)
 	c.rnext = env.ReadSeqStart
@@ -327,18 +341,22 @@ func (c *Conn) Closed() bool { return c.life.closed() }
 // reference. Only the first call has an effect; it reports whether it was
 // the first.
 func (c *Conn) closeWith(err error, abortive bool) bool {
-	c.closeMu.Lock()
-	if c.life.closed() {
-		c.closeMu.Unlock()
+	why := closedGracefully
+	switch {
+	case err != nil:
+		why = &closeInfo{err: err, abortive: abortive}
+	case abortive:
+		why = closedAbortively
+	}
+	if !c.why.CompareAndSwap(nil, why) {
 		return false
 	}
-	c.closeErr, c.abortive = err, abortive
-	first := c.life.markClosed()
-	c.closeMu.Unlock()
-	if first {
-		c.decref()
+	// Only the winner of why gets here, so only it sets the closed bit.
+	if !c.life.markClosed() {
+		panic("sock: connection closed without a reason")
 	}
-	return first
+	c.decref()
+	return true
 }
 
 // fail closes the connection because of err (a reset, a panic, a failed
@@ -467,7 +485,7 @@ func (p *readPacket) RunTask(*pool.Loop) {
 // completeWriteLocked records a finished write for delivery. Called with
 // wmu held; takes dmu.
 func (c *Conn) completeWriteLocked(req *writeReq, err error) {
-	if c.wh != nil {
+	if c.onWrite {
 		c.dmu.Lock()
 		if c.wdone == nil {
 			c.wdone = new(fifo[writeDone])
@@ -540,7 +558,7 @@ func (c *Conn) callRead(d readDone) {
 
 func (c *Conn) callWrite(d writeDone) {
 	defer c.recoverCallback()
-	c.wh.OnWrite(c, d.s, d.n, d.err)
+	c.h.(WriteHandler).OnWrite(c, d.s, d.n, d.err)
 }
 
 func (c *Conn) callClose(err error) {
@@ -560,10 +578,9 @@ func (c *Conn) destroy() {
 		c.loop.StopTimer(&x.lingerTimer)
 		c.loop.StopTimer(&x.connectTimer)
 	}
-	c.closeMu.Lock()
-	err, abortive := c.closeErr, c.abortive
-	c.closeMu.Unlock()
-	c.closeDescriptor(abortive)
+	why := c.why.Load()
+	err := why.err
+	c.closeDescriptor(why.abortive)
 
 	// Completed writes are delivered as completed; queued ones fail.
 	c.deliver()

@@ -218,7 +218,7 @@ func (c *Conn) enqueueLocked(req *writeReq) {
 		if done {
 			c.wqLen.Add(-1)
 			c.completeWriteLocked(req, nil)
-			if c.wh != nil {
+			if c.onWrite {
 				c.schedule(schedDeliver)
 			}
 			return
