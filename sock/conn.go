@@ -65,6 +65,7 @@ type Conn struct {
 	readable bool // the descriptor may have bytes (or EOF) to read
 	rhup     bool // the peer shut its side: read on until EOF
 	rfull    bool // the last read filled all it was given: offer a chain next
+	reading  bool // performReads is looping: a new Read needs no task
 	rout     atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet

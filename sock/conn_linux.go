@@ -66,7 +66,7 @@ func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
 // goroutine is not an I/O thread, and a read performed here would deliver
 // there).
 func (c *Conn) readIssuedLocked() {
-	if c.readable {
+	if c.readable && !c.reading {
 		c.schedule(schedRead)
 	}
 }
@@ -85,6 +85,8 @@ func (c *Conn) readIssuedLocked() {
 func (c *Conn) performReads(edge poller.Flags) {
 	first := true
 	c.rmu.Lock()
+	c.reading = true
+	defer c.doneReading()
 	if edge != 0 {
 		c.readable = true
 		if edge&poller.Hup != 0 {
@@ -115,6 +117,7 @@ func (c *Conn) performReads(edge poller.Flags) {
 			c.rmu.Unlock()
 			b.Release()
 			c.fail(os.NewSyscallError("read", err))
+			c.rmu.Lock()
 			return
 		case n == 0:
 			b.Release()
@@ -139,6 +142,11 @@ func (c *Conn) performReads(edge poller.Flags) {
 		first = false
 		c.rmu.Lock()
 	}
+}
+
+// doneReading ends a performReads, which returns with rmu held.
+func (c *Conn) doneReading() {
+	c.reading = false
 	c.rmu.Unlock()
 }
 
