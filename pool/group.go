@@ -135,9 +135,6 @@ func (g *Group) Table() *Table { return &g.table }
 // Pick chooses a loop for a new registration through the Balancer.
 func (g *Group) Pick() *Loop { return g.balancer.Pick(g.loops) }
 
-// Threads is the number of I/O threads.
-func (g *Group) Threads() int { return len(g.threads) }
-
 // Stats returns one entry per thread.
 func (g *Group) Stats() []ThreadStats {
 	out := make([]ThreadStats, len(g.threads))

@@ -57,9 +57,6 @@ func (l *Loop) Load() int64 { return l.load.Load() }
 // attach to and leave the loop.
 func (l *Loop) AddLoad(delta int64) { l.load.Add(delta) }
 
-// Stopping reports whether the group is shutting down.
-func (l *Loop) Stopping() bool { return l.stopping.Load() }
-
 func (l *Loop) now() int64 { return int64(time.Since(l.epoch)) }
 
 // Post queues t to run on the loop. Safe from any goroutine, including the

@@ -124,8 +124,8 @@ func (t *Table) Lookup(token uint64) Handler {
 // Len reports how many registrations are in the table.
 func (t *Table) Len() int { return int(t.n.Load()) }
 
-// Each calls fn for every registration present when it reaches it. fn may
-// not call Insert or Remove on t.
+// Each calls fn for every registration present when it reaches it. It
+// holds no lock while fn runs, so fn may close what it is given.
 func (t *Table) Each(fn func(h Handler)) {
 	t.mu.Lock()
 	end := t.next

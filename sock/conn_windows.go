@@ -19,7 +19,6 @@ type iovecs = []windows.WSABuf
 
 func (c *Conn) readIssuedLocked()              {}
 func (c *Conn) performReads(edge poller.Flags) {}
-func (c *Conn) flush()                         {}
 func (c *Conn) shutdownWriteLocked() error     { return ErrNotSupported }
 func (c *Conn) closeDescriptor(abortive bool)  {}
 func (c *Conn) enqueueLocked(req *writeReq)    { c.completeWriteLocked(req, ErrNotSupported) }
