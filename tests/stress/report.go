@@ -8,6 +8,7 @@ import (
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/hist"
+	"github.com/ioreactor/reactor/internal/procfd"
 )
 
 // Report is the outcome of a run. Durations are in nanoseconds in JSON.
@@ -84,7 +85,7 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 
 func takeProcess() ProcessCounters {
 	p := ProcessCounters{Goroutines: runtime.NumGoroutine()}
-	if n, err := openFDs(); err != nil {
+	if n, err := procfd.Count(); err != nil {
 		p.FDsUnavailable = err.Error()
 	} else {
 		p.FDs = &n
