@@ -269,27 +269,35 @@ func (c *conn) queue(now time.Duration) {
 // flush writes what is queued while the socket takes it.
 func (c *conn) flush() error {
 	for c.writable && c.woff < len(c.wbuf) {
-		n, err := unix.Write(c.fd, c.wbuf[c.woff:])
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			c.writable = false
-			continue
-		case err != nil:
-			return os.NewSyscallError("write", err)
+		n, blocked, err := writeSome(c.fd, c.wbuf[c.woff:])
+		if err != nil {
+			return err
 		}
 		c.woff += n
-		if c.woff < len(c.wbuf) {
-			// The send buffer is full; its EPOLLOUT edge comes when
-			// there is room again.
-			c.writable = false
-		}
+		c.writable = !blocked
 	}
 	if c.woff == len(c.wbuf) {
 		c.wbuf, c.woff = c.wbuf[:0], 0
 	}
 	return nil
+}
+
+// writeSome makes one write(2) of p, retrying on EINTR. blocked reports
+// that the socket took less than all of p (EAGAIN or a short write): its
+// send buffer is full and the next EPOLLOUT edge says when there is room.
+func writeSome(fd int, p []byte) (n int, blocked bool, err error) {
+	for {
+		n, err := unix.Write(fd, p)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return 0, true, nil
+		case err != nil:
+			return 0, false, os.NewSyscallError("write", err)
+		}
+		return n, n < len(p), nil
+	}
 }
 
 // fill writes stream chunks while the socket takes them and the window
@@ -306,20 +314,12 @@ func (cl *client) fill(c *conn) error {
 		}
 		start := (c.sent + int64(c.id)) % patternPeriod
 		p := cl.pat[start : start+w-off]
-		n, err := unix.Write(c.fd, p)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			c.writable = false
-			continue
-		case err != nil:
-			return os.NewSyscallError("write", err)
+		n, blocked, err := writeSome(c.fd, p)
+		if err != nil {
+			return err
 		}
 		c.sent += int64(n)
-		if n < len(p) {
-			c.writable = false
-		}
+		c.writable = !blocked
 	}
 	return nil
 }
