@@ -10,6 +10,6 @@ import (
 // backend lands.
 var ErrWindowsNotSupported = errors.New("reactor: Windows is not supported yet (the IOCP backend is not built); New refuses rather than run without one")
 
-func newPoller() (*poller.Poller, error) { return poller.New() }
+func newPoller(Config) func() (*poller.Poller, error) { return poller.New }
 
 func platformSupported() error { return ErrWindowsNotSupported }

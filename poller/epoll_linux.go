@@ -47,6 +47,7 @@ type Poller struct {
 	// after its read and writes the value back.
 	epfd     int
 	wakefd   int
+	r        *ring // set for a ring-backed poller (NewURing): then epfd is unused
 	pending  atomic.Bool // a Wake's write is outstanding
 	stopping atomic.Bool // WakeAll or Close ran: Wake does nothing, Wait never drains
 	closed   atomic.Bool
@@ -58,35 +59,54 @@ var testHookDrain func()
 
 // New creates an epoll instance and its eventfd, both close-on-exec.
 func New() (*Poller, error) {
+	p, err := newWakeup()
+	if err != nil {
+		return nil, err
+	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, errors.Join(os.NewSyscallError("eventfd", err), closeFD(epfd))
+		return nil, errors.Join(os.NewSyscallError("epoll_create1", err), closeFD(p.wakefd))
 	}
 	// Level-triggered on purpose: WakeAll relies on it (see Poller).
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setToken(&ev, ReservedToken)
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
-		return nil, errors.Join(os.NewSyscallError("epoll_ctl", err), closeFD(wakefd), closeFD(epfd))
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p.wakefd, &ev); err != nil {
+		return nil, errors.Join(os.NewSyscallError("epoll_ctl", err), closeFD(p.wakefd), closeFD(epfd))
 	}
-	return &Poller{epfd: epfd, wakefd: wakefd}, nil
+	p.epfd = epfd
+	return p, nil
+}
+
+// newWakeup makes a Poller with its wake-up eventfd only.
+func newWakeup() (*Poller, error) {
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	return &Poller{epfd: -1, wakefd: wakefd}, nil
 }
 
 // Add registers fd; its events carry token.
 func (p *Poller) Add(fd FD, token uint64, interest Interest) error {
+	if p.r != nil {
+		return p.uctl(fd, token, interest, false)
+	}
 	return p.ctl(unix.EPOLL_CTL_ADD, fd, token, interest)
 }
 
 // Modify changes the token and interest of fd, and re-arms a OneShot.
 func (p *Poller) Modify(fd FD, token uint64, interest Interest) error {
+	if p.r != nil {
+		return p.uctl(fd, token, interest, true)
+	}
 	return p.ctl(unix.EPOLL_CTL_MOD, fd, token, interest)
 }
 
 // Remove deletes the registration of fd.
 func (p *Poller) Remove(fd FD) error {
+	if p.r != nil {
+		return p.uremove(fd)
+	}
 	// A nil event is accepted since Linux 2.6.9 (epoll_ctl(2), BUGS).
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
@@ -126,6 +146,9 @@ func (p *Poller) ctl(op int, fd FD, token uint64, interest Interest) error {
 // returns how many; len(events) must not be zero. If draining the wake-up
 // channel fails, Wait returns the events it has with the error.
 func (p *Poller) Wait(events []Event, msec int) (int, error) {
+	if p.r != nil {
+		return p.uwait(events, msec)
+	}
 	var batch [maxBatch]unix.EpollEvent
 	n, err := unix.EpollWait(p.epfd, batch[:min(len(events), maxBatch)], msec)
 	if err == unix.EINTR {
@@ -246,7 +269,12 @@ func (p *Poller) Close() error {
 		return ErrClosed
 	}
 	p.stopping.Store(true) // after closed, so that a Wake that sees it reports ErrClosed
-	err := closeFD(p.epfd)
+	var err error
+	if p.r != nil {
+		err = p.r.close()
+	} else {
+		err = closeFD(p.epfd)
+	}
 	if werr := closeFD(p.wakefd); err == nil {
 		err = werr
 	}

@@ -12,6 +12,11 @@ var (
 	// ReservedToken, which would make its events look like wake-ups.
 	ErrReservedToken = errors.New("poller: token is reserved for wake-ups")
 
+	// ErrNotSupported is returned by completion operations on a poller
+	// that is not ring-backed, and by NewURing where the kernel refuses
+	// io_uring.
+	ErrNotSupported = errors.New("poller: operation not supported by this backend")
+
 	// ErrClosed is returned by Close, Wake and WakeAll on a closed poller.
 	ErrClosed = errors.New("poller: use of a closed poller")
 )

@@ -23,7 +23,10 @@
 //   - (*Poller).Remove(fd) deletes a registration. After Remove returns, no
 //     Wait that starts later reports an event for fd; a Wait that already
 //     dequeued one may still return it, which is why tokens carry a
-//     generation that the caller checks.
+//     generation that the caller checks. (A ring-backed poller applies
+//     Add, Modify and Remove when its waiter next enters the kernel, so
+//     there the next Wait, too, may report an event of the old
+//     registration.)
 //   - (*Poller).Wait(events, timeout) blocks until at least one event is
 //     ready, the poller is woken, or timeout passes (negative: forever;
 //     zero: do not block). It fills events from the front and returns how
@@ -85,12 +88,28 @@ const (
 	Hup
 	// Err: the descriptor has a pending error (read it with SO_ERROR).
 	Err
+	// Done: the event is the completion of an operation (ring-backed
+	// pollers only); Op, Res and Buf describe it.
+	Done
+	// More: the operation goes on and will complete again (multishot).
+	More
+	// Buffer: the operation filled the provided buffer Buf.
+	Buffer
 )
 
-// Event is one readiness report.
+// Op names a completion-based operation. A ring-backed poller carries it
+// in the request's user data beside the token and hands it back in
+// Event.Op, so that an owner with several operations outstanding knows
+// which one ended. 0 is readiness; 0xFE and 0xFF are the poller's own.
+type Op uint8
+
+// Event is one readiness report, or (with Done) one completion.
 type Event struct {
-	Token uint64 // the value given to Add or Modify
+	Token uint64 // the value given to Add, Modify or the operation
 	Flags Flags
+	Res   int32  // Done: the result, a count of bytes or a negated errno
+	Op    Op     // Done: the operation, as given when it was queued
+	Buf   uint16 // Buffer: the id of the provided buffer filled
 }
 
 // ReservedToken is the token of the poller's own wake-up channel. Callers

@@ -181,7 +181,7 @@ func (g *Group) run(t *thread, batch int) {
 		n := g.wait(t, events)
 		for i := 0; i < n; i++ {
 			if h := g.table.Lookup(events[i].Token); h != nil {
-				h.HandleEvent(l, events[i].Flags)
+				h.HandleEvent(l, &events[i])
 			} else {
 				t.stale.Add(1)
 			}

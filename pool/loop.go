@@ -85,6 +85,12 @@ func (l *Loop) wake() {
 	}
 }
 
+// Kick makes sure a thread of the loop will look at its poller soon: it
+// wakes a sleeping thread and costs one atomic load otherwise. Owners call
+// it after queuing a request on a ring-backed poller from outside the
+// loop's threads, since such a request waits for the next Wait.
+func (l *Loop) Kick() { l.wake() }
+
 // runTasks runs the tasks queued so far. batch is the calling thread's
 // scratch slice, so that threads sharing a loop never share it.
 func (l *Loop) runTasks(batch *[]Task) int {

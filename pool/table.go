@@ -10,7 +10,7 @@ import (
 // Handler receives the events of one registration. It runs on an I/O
 // thread and must not block.
 type Handler interface {
-	HandleEvent(l *Loop, f poller.Flags)
+	HandleEvent(l *Loop, ev *poller.Event)
 }
 
 // Registration ties a token, the value the kernel hands back with each
@@ -26,16 +26,18 @@ type Registration struct {
 // until Table.Insert and after Table.Remove.
 func (r *Registration) Token() uint64 { return atomic.LoadUint64(&r.token) }
 
-// A token is a slot index (low 32 bits) and the slot's generation (high
-// 32 bits). Generations start at 1, so token 0 is never valid, and a slot
-// is never handed out twice with the same generation before 2^32 reuses of
-// that one slot. An event that was dequeued before its descriptor was
+// A token is a slot index (low 32 bits) and the slot's generation (the 24
+// bits above, so that a token fits the 56 bits a ring-backed poller
+// carries beside an operation code). Generations start at 1, so token 0 is
+// never valid, and a slot is never handed out twice with the same
+// generation before 2^24 reuses of that one slot. An event that was dequeued before its descriptor was
 // removed carries the old generation and is dropped by Lookup: a reused
 // descriptor number never receives another connection's events.
 const (
 	chunkBits = 10
 	chunkSize = 1 << chunkBits
 	maxChunks = 1 << 14 // 16M registrations at once
+	genMask   = 1<<24 - 1
 )
 
 type slot struct {
@@ -72,7 +74,7 @@ func (t *Table) Insert(r *Registration, h Handler) uint64 {
 		}
 	}
 	s := &t.chunks[idx>>chunkBits].Load()[idx&(chunkSize-1)]
-	s.gen++
+	s.gen = (s.gen + 1) & genMask
 	if s.gen == 0 {
 		s.gen = 1
 	}

@@ -13,7 +13,7 @@ type owner struct {
 	id  int
 }
 
-func (o *owner) HandleEvent(*pool.Loop, poller.Flags) {}
+func (o *owner) HandleEvent(*pool.Loop, *poller.Event) {}
 
 func TestTableLookupFindsOwner(t *testing.T) {
 	var tab pool.Table

@@ -175,8 +175,8 @@ func TestPeerResetWithQueuedData(t *testing.T) {
 	}
 	c := dial(t, ln.Addr().String())
 	wait(t, queued, "the server to queue its writes")
-	if s := e.Stats(); s.Buffers.InUse == 0 {
-		t.Fatalf("nothing queued: buffers in use %d", s.Buffers.InUse)
+	if s := e.Stats(); s.BuffersOut() == 0 {
+		t.Fatalf("nothing queued: buffers out %d", s.BuffersOut())
 	}
 	c.SetLinger(0)
 	c.Close()
@@ -187,8 +187,8 @@ func TestPeerResetWithQueuedData(t *testing.T) {
 	if n := closes.Load(); n != 1 {
 		t.Fatalf("OnClose ran %d times, want 1", n)
 	}
-	if s := e.Stats(); s.Buffers.InUse != 0 {
-		t.Fatalf("buffers in use after the reset: %d", s.Buffers.InUse)
+	if s := e.Stats(); s.BuffersOut() != 0 {
+		t.Fatalf("buffers out after the reset: %d", s.BuffersOut())
 	}
 }
 
@@ -384,7 +384,7 @@ func TestGracefulCloseAbortsAfterLinger(t *testing.T) {
 	if el := time.Since(start); el < linger {
 		t.Fatalf("aborted after %v, before the %v linger bound", el, linger)
 	}
-	if n := e.Stats().Buffers.InUse; n != 0 {
-		t.Fatalf("%d buffers still in use after the abort", n)
+	if n := e.Stats().BuffersOut(); n != 0 {
+		t.Fatalf("%d buffers still out after the abort", n)
 	}
 }

@@ -33,6 +33,7 @@ const (
 	schedRead                       // perform issued reads
 	schedDeliver                    // deliver completions
 	schedDestroy                    // last reference dropped: tear down
+	schedCancel                     // closed: cancel operations in flight (completion mode)
 )
 
 // Conn is a stream connection. Its methods are safe for concurrent use.
@@ -66,6 +67,8 @@ type Conn struct {
 	rhup     bool // the peer shut its side: read on until EOF
 	rfull    bool // the last read filled all it was given: offer a chain next
 	reading  bool // performReads is looping: a new Read needs no task
+	// rinflight: a receive is queued on the ring (completion mode).
+	rinflight bool
 	rout     atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
@@ -83,6 +86,7 @@ type Conn struct {
 	// kernel after a "would block" always sees it (see HandleEvent).
 	wqLen          atomic.Int32
 	writable       bool
+	winflight      bool // a send is queued on the ring (completion mode)
 	wshut          bool // no more writes accepted
 	shutAfterFlush bool // CloseWrite waits for the queue
 
@@ -131,6 +135,7 @@ type writeReq struct {
 	n     int // bytes taken so far
 	left  int // bytes not yet taken
 	iov   iovecs
+	msg   msghdr // the header of a queued sendmsg (completion mode)
 }
 
 var writeReqs = sync.Pool{New: func() any { return new(writeReq) }}
@@ -163,6 +168,9 @@ func (c *Conn) LocalAddr() netip.AddrPort {
 type connExtra struct {
 	connectTimer, lingerTimer pool.Timer
 	addr                      string
+	// polled: in completion mode, the descriptor has a readiness
+	// registration (while connecting) to remove at teardown.
+	polled bool
 }
 
 // extra returns the connection's connExtra, making it on first use.
@@ -356,6 +364,11 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 	if !c.life.markClosed() {
 		panic("sock: connection closed without a reason")
 	}
+	if c.env.Ring {
+		// Operations in flight hold references; cancelling them lets the
+		// count reach zero. Done on the loop, where no lock is held.
+		c.schedule(schedCancel)
+	}
 	c.decref()
 	return true
 }
@@ -390,8 +403,13 @@ func (c *Conn) schedule(bits uint32) {
 func (c *Conn) RunTask(l *pool.Loop) {
 	bits := c.sched.Swap(0)
 	if bits&schedDestroy != 0 {
+		// No reference is left, so no operation is in flight: a pending
+		// cancel has nothing to do.
 		c.destroy()
 		return
+	}
+	if bits&schedCancel != 0 {
+		c.cancelOps()
 	}
 	if bits&schedOpen != 0 {
 		// The open task holds a reference of its own (see open).

@@ -21,6 +21,8 @@ type sysfd = int
 
 type iovecs = []unix.Iovec
 
+type msghdr = unix.Msghdr
+
 // iovMax is IOV_MAX on Linux: a writev takes at most this many buffers.
 // A write with more goes out in several writev calls, all under the
 // connection's write lock, so no other write's bytes come between them.
@@ -34,13 +36,24 @@ const readBurst = 4
 const connInterest = poller.Readable | poller.Writable | poller.EdgeTriggered
 
 // HandleEvent implements pool.Handler.
-func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
+func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {
+	if ev.Flags&poller.Done != 0 {
+		// A completion: its operation holds a reference of its own.
+		c.handleCompletion(ev)
+		return
+	}
+	f := ev.Flags
 	if !c.life.incref() {
 		return
 	}
 	defer c.decref()
 	if c.dialing.Load() {
 		c.finishConnect(f)
+		return
+	}
+	if c.env.Ring {
+		// Completion mode uses readiness only to learn that a connect
+		// finished; a late event of that registration is dropped.
 		return
 	}
 	if f&poller.Err != 0 {
@@ -66,6 +79,10 @@ func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {
 // goroutine is not an I/O thread, and a read performed here would deliver
 // there).
 func (c *Conn) readIssuedLocked() {
+	if c.env.Ring {
+		c.issueRecvLocked()
+		return
+	}
 	if c.readable && !c.reading {
 		c.schedule(schedRead)
 	}
@@ -214,6 +231,11 @@ func commitChain(b *pool.Buffer, n int) *pool.Buffer {
 // goroutine; the rest waits for the descriptor to become writable.
 func (c *Conn) enqueueLocked(req *writeReq) {
 	c.wqLen.Add(1)
+	if c.env.Ring {
+		c.pushLocked(req)
+		c.issueSendLocked()
+		return
+	}
 	if c.queueEmptyLocked() && c.writable {
 		done, err := c.writeOutLocked(req)
 		if err != nil {
@@ -339,8 +361,11 @@ func (c *Conn) shutdownWriteLocked() error {
 // table, then closes it: with SO_LINGER 0 when abortive, so the peer gets
 // a reset instead of a FIN. Runs once, from destroy.
 func (c *Conn) closeDescriptor(abortive bool) {
-	if err := c.loop.Poller().Remove(c.fd); err != nil {
-		c.env.Counters.CloseErrors.Add(1)
+	if x := c.x.Load(); !c.env.Ring || x != nil && x.polled {
+		if err := c.loop.Poller().Remove(c.fd); err != nil {
+			c.env.Counters.CloseErrors.Add(1)
+		}
+		c.loop.Kick()
 	}
 	c.loop.Table().Remove(&c.reg)
 	c.loop.AddLoad(-1)
@@ -357,11 +382,20 @@ func (c *Conn) closeDescriptor(abortive bool) {
 // register publishes c in the token table and the poller of its loop.
 func (c *Conn) register() error {
 	tok := c.loop.Table().Insert(&c.reg, c)
+	if c.env.Ring && !c.dialing.Load() {
+		// Completion mode: operations carry the token; nothing to watch.
+		c.loop.AddLoad(1)
+		return nil
+	}
+	if c.env.Ring {
+		c.extra().polled = true
+	}
 	if err := c.loop.Poller().Add(c.fd, tok, connInterest); err != nil {
 		c.loop.Table().Remove(&c.reg)
 		return err
 	}
 	c.loop.AddLoad(1)
+	c.loop.Kick()
 	return nil
 }
 

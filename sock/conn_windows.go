@@ -17,6 +17,14 @@ type sysfd = windows.Handle
 
 type iovecs = []windows.WSABuf
 
+type msghdr = struct{}
+
+type recvRing struct{}
+
+func (e *Env) startRings() error { return ErrNotSupported }
+func (e *Env) stopRings()        {}
+func (c *Conn) cancelOps()       {}
+
 func (c *Conn) readIssuedLocked()              {}
 func (c *Conn) performReads(edge poller.Flags) {}
 func (c *Conn) shutdownWriteLocked() error     { return ErrNotSupported }
@@ -36,7 +44,7 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 }
 
 // HandleEvent implements pool.Handler.
-func (c *Conn) HandleEvent(l *pool.Loop, f poller.Flags) {}
+func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {}
 
 func localAddr(fd sysfd) netip.AddrPort { return netip.AddrPort{} }
 

@@ -61,6 +61,13 @@ func (c *Conn) finishConnect(f poller.Flags) {
 	}
 	if x := c.x.Load(); x != nil {
 		c.loop.StopTimer(&x.connectTimer)
+		if x.polled {
+			// Completion mode from here on: readiness is no longer needed.
+			if err := c.loop.Poller().Remove(c.fd); err != nil {
+				c.env.Counters.CloseErrors.Add(1)
+			}
+			x.polled = false
+		}
 	}
 	c.open()
 }

@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -31,10 +32,36 @@ type Env struct {
 	// Shared says all I/O threads wait on one loop (Config.SharedPoller):
 	// the completions of one connection are then spread over threads.
 	Shared bool
+	// Ring says the loops' pollers are io_uring instances with buffer
+	// rings (poller.NewURing) and connections use completion mode: reads
+	// and writes are ring operations, with no system call of their own.
+	// Incompatible with Shared; ReadChain does not apply.
+	Ring bool
+	rings []*recvRing // by loop ID, in completion mode
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
 	// range to drive real traffic through the wrap-around.
 	ReadSeqStart, WriteSeqStart seq.Number
+}
+
+// Start prepares what the sockets need from the group's loops: in
+// completion mode, each loop's buffer ring is filled. Call it once, after
+// the group is made and before any socket.
+func (e *Env) Start() error {
+	if !e.Ring {
+		return nil
+	}
+	if e.Shared {
+		return fmt.Errorf("sock: completion mode (Ring) cannot share one poller between threads")
+	}
+	return e.startRings()
+}
+
+// Stop releases what Start took. Call it after the group has stopped.
+func (e *Env) Stop() {
+	if e.Ring {
+		e.stopRings()
+	}
 }
 
 // DefaultLinger is the default bound on a graceful close.
@@ -77,4 +104,10 @@ type Counters struct {
 	// ReadsReordered counts read completions that reached the in-order
 	// list before an earlier read's: proof that the reordering path ran.
 	ReadsReordered atomic.Int64
+	// RecvNoBuffers counts receives that found the loop's buffer ring
+	// empty and were queued again (completion mode).
+	RecvNoBuffers atomic.Int64
+	// RingBuffers is how many pooled buffers are lent to the loops'
+	// buffer rings (completion mode): in use, but held by no connection.
+	RingBuffers atomic.Int64
 }

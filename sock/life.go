@@ -61,4 +61,13 @@ func (l *lifetime) markClosed() bool {
 	}
 }
 
+// acquire takes one more reference for a caller that already holds one,
+// even after close: an operation handed to the kernel by a holder keeps
+// the connection until its completion.
+func (l *lifetime) acquire() {
+	if l.v.Add(1)&lifeRefMask == 0 {
+		panic("sock: too many references to one connection")
+	}
+}
+
 func (l *lifetime) closed() bool { return l.v.Load()&lifeClosed != 0 }

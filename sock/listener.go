@@ -90,7 +90,7 @@ func (t listenerTeardown) RunTask(*pool.Loop) {
 func (ln *Listener) RunTask(*pool.Loop) { ln.acceptSome() }
 
 // HandleEvent implements pool.Handler.
-func (ln *Listener) HandleEvent(*pool.Loop, poller.Flags) { ln.acceptSome() }
+func (ln *Listener) HandleEvent(*pool.Loop, *poller.Event) { ln.acceptSome() }
 
 // resume runs when the back-off timer fires.
 func (ln *Listener) resume() {

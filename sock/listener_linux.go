@@ -101,6 +101,7 @@ func (ln *Listener) closeDescriptor() {
 	if err := ln.loop.Poller().Remove(ln.fd); err != nil {
 		ln.env.Counters.CloseErrors.Add(1)
 	}
+	ln.loop.Kick() // a ring applies the removal at its next enter
 	ln.loop.Table().Remove(&ln.reg)
 	closeFD(ln.env, ln.fd)
 }

@@ -91,6 +91,7 @@ func FDs() int {
 // the test says it expects some (AllowPanics).
 func Engine(t testing.TB, cfg reactor.Config) *reactor.Engine {
 	t.Helper()
+	cfg = WithTestBackend(cfg)
 	e, err := reactor.New(cfg)
 	if err != nil {
 		t.Fatalf("reactor.New: %v", err)
@@ -112,4 +113,24 @@ func CheckZero(t testing.TB, e *reactor.Engine) {
 		t.Errorf("engine not empty after shutdown: conns open %d, fds %d, buffers in use %d, registrations %d",
 			s.ConnsOpen, s.FDs, s.Buffers.InUse, s.Registrations)
 	}
+}
+
+// BackendEnv names the environment variable that picks the backend of
+// every engine the tests make: "uring" runs the whole suite on
+// BackendURing (CI runs it both ways); empty or "epoll" keeps the default.
+const BackendEnv = "REACTOR_TEST_BACKEND"
+
+// WithTestBackend applies BackendEnv to cfg. An engine that shares one
+// poller between threads stays on epoll, the only backend that can.
+func WithTestBackend(cfg reactor.Config) reactor.Config {
+	switch os.Getenv(BackendEnv) {
+	case "", "epoll":
+	case "uring":
+		if !cfg.SharedPoller {
+			cfg.Backend = reactor.BackendURing
+		}
+	default:
+		panic("testutil: " + BackendEnv + " must be epoll or uring")
+	}
+	return cfg
 }

@@ -1,0 +1,282 @@
+package poller_test
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+)
+
+// newRing makes a ring-backed poller with a buffer ring of slots entries.
+// The test's goroutine stays on its OS thread: the first Wait makes that
+// thread the ring's only issuer.
+func newRing(t testing.TB, slots int) *poller.Poller {
+	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	p, err := poller.NewURing(poller.URingConfig{Entries: 8, Buffers: slots})
+	if err != nil {
+		t.Fatalf("NewURing: %v (this kernel must allow io_uring)", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// waitDone waits for one completion and checks its token and operation.
+func waitDone(t testing.TB, p *poller.Poller, token uint64, op poller.Op) poller.Event {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for time.Now().Before(deadline) {
+		events := wait(t, p, 100)
+		if len(events) == 0 {
+			continue
+		}
+		if len(events) != 1 {
+			t.Fatalf("got %d events %+v, want 1", len(events), events)
+		}
+		ev := events[0]
+		if ev.Flags&poller.Done == 0 || ev.Token != token || ev.Op != op {
+			t.Fatalf("got %+v, want completion of op %d with token %#x", ev, op, token)
+		}
+		return ev
+	}
+	t.Fatal("no completion")
+	return poller.Event{}
+}
+
+func TestRingReadinessReportsInWithToken(t *testing.T) {
+	p := newRing(t, 0)
+	a, b := newFDs(t).socketpair()
+	add(t, p, a, 0x00ABCDEF12345678, poller.Readable|poller.EdgeTriggered)
+	waitNone(t, p)
+	write(t, b, "x")
+	waitOne(t, p, 0x00ABCDEF12345678, poller.In)
+	// Edge-triggered: nothing new, nothing reported.
+	waitNone(t, p)
+	write(t, b, "y")
+	waitOne(t, p, 0x00ABCDEF12345678, poller.In)
+}
+
+func TestRingRejectsTokensThatDoNotFit(t *testing.T) {
+	p := newRing(t, 0)
+	a, _ := newFDs(t).socketpair()
+	if err := p.Add(a, poller.MaxToken+1, poller.Readable); err == nil {
+		t.Fatal("Add accepted a token wider than 56 bits")
+	}
+	if err := p.Add(a, poller.ReservedToken, poller.Readable); !errors.Is(err, poller.ErrReservedToken) {
+		t.Fatalf("Add(ReservedToken) = %v", err)
+	}
+	if err := p.Recv(a, 1, 0); err == nil {
+		t.Fatal("Recv accepted operation 0, which is readiness")
+	}
+}
+
+func TestRingRemoveStopsEvents(t *testing.T) {
+	p := newRing(t, 0)
+	a, b := newFDs(t).socketpair()
+	add(t, p, a, 7, poller.Readable|poller.EdgeTriggered)
+	waitNone(t, p)
+	if err := p.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Remove(a); err == nil {
+		t.Fatal("second Remove succeeded")
+	}
+	waitNone(t, p) // submits the removal
+	write(t, b, "x")
+	waitNone(t, p)
+}
+
+func TestRingModifyChangesToken(t *testing.T) {
+	p := newRing(t, 0)
+	a, b := newFDs(t).socketpair()
+	if err := p.Modify(a, 1, poller.Readable); err == nil {
+		t.Fatal("Modify of an unregistered descriptor succeeded")
+	}
+	add(t, p, a, 1, poller.Readable|poller.EdgeTriggered)
+	if err := p.Modify(a, 2, poller.Readable|poller.EdgeTriggered); err != nil {
+		t.Fatal(err)
+	}
+	// A ring applies requests when the waiter next enters the kernel: an
+	// edge before that may still carry the old token (the contract allows
+	// it; tokens carry generations). After it, only the new token.
+	waitNone(t, p)
+	write(t, b, "x")
+	events := wait(t, p, int(guard/time.Millisecond))
+	if len(events) != 1 || events[0].Token != 2 {
+		t.Fatalf("got %+v (ring %+v), want one event with token 2", events, p.RingStats())
+	}
+}
+
+func TestRingRecvFillsAProvidedBuffer(t *testing.T) {
+	p := newRing(t, 4)
+	a, b := newFDs(t).socketpair()
+	// Even a receive that reads end of stream takes a buffer: three.
+	bufs := [][]byte{make([]byte, 8), make([]byte, 8), make([]byte, 8)}
+	for i, x := range bufs {
+		if err := p.ProvideBuffer(uint16(10+i), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Recv(a, 42, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitNone(t, p) // the receive is pending: no data yet
+	write(t, b, "hello")
+	ev := waitDone(t, p, 42, 1)
+	if ev.Res != 5 || ev.Flags&poller.Buffer == 0 || ev.Buf != 10 {
+		t.Fatalf("completion %+v, want 5 bytes in buffer 10", ev)
+	}
+	if got := string(bufs[0][:5]); got != "hello" {
+		t.Fatalf("buffer holds %q", got)
+	}
+	// The next receive takes the next buffer; end of stream reads 0.
+	write(t, b, "again")
+	if err := p.Recv(a, 42, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 42, 1); ev.Res != 5 || ev.Buf != 11 || string(bufs[1][:5]) != "again" {
+		t.Fatalf("completion %+v, buffer %q", ev, bufs[1][:5])
+	}
+	unix.Shutdown(b, unix.SHUT_WR)
+	if err := p.Recv(a, 42, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 42, 1); ev.Res != 0 {
+		t.Fatalf("at end of stream got %+v, want 0 bytes", ev)
+	}
+	runtime.KeepAlive(bufs)
+}
+
+func TestRingRecvWithEmptyBufferRingFailsENOBUFS(t *testing.T) {
+	p := newRing(t, 2)
+	a, b := newFDs(t).socketpair()
+	write(t, b, "x")
+	if err := p.Recv(a, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 1, 1); ev.Res != -int32(unix.ENOBUFS) {
+		t.Fatalf("got %+v, want -ENOBUFS", ev)
+	}
+}
+
+func TestRingSendAndSendmsg(t *testing.T) {
+	p := newRing(t, 0)
+	a, b := newFDs(t).socketpair()
+	msg := []byte("abc")
+	if err := p.Send(a, 5, 2, msg); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 5, 2); ev.Res != 3 {
+		t.Fatalf("send completion %+v", ev)
+	}
+	parts := [][]byte{[]byte("de"), []byte("fgh")}
+	iov := []unix.Iovec{{Base: &parts[0][0], Len: 2}, {Base: &parts[1][0], Len: 3}}
+	hdr := &unix.Msghdr{Iov: &iov[0], Iovlen: 2}
+	if err := p.Sendmsg(a, 5, 3, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 5, 3); ev.Res != 5 {
+		t.Fatalf("sendmsg completion %+v", ev)
+	}
+	runtime.KeepAlive(iov)
+	got := make([]byte, 16)
+	n, err := unix.Read(b, got)
+	if err != nil || string(got[:n]) != "abcdefgh" {
+		t.Fatalf("peer read %q, %v", got[:n], err)
+	}
+}
+
+func TestRingCancelEndsPendingReceive(t *testing.T) {
+	p := newRing(t, 2)
+	a, _ := newFDs(t).socketpair()
+	if err := p.ProvideBuffer(0, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Recv(a, 9, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitNone(t, p)
+	if err := p.Cancel(a); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 9, 1); ev.Res != -int32(unix.ECANCELED) {
+		t.Fatalf("got %+v, want -ECANCELED", ev)
+	}
+	if s := p.RingStats(); s.Failed != 0 {
+		t.Fatalf("ring stats %+v: the cancellation itself failed", s)
+	}
+}
+
+func TestRingWakeUnblocksWait(t *testing.T) {
+	p := newRing(t, 0)
+	waitNone(t, p)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		p.Wake()
+	}()
+	start := time.Now()
+	if events := wait(t, p, int(guard/time.Millisecond)); len(events) != 0 {
+		t.Fatalf("a wake-up surfaced as events %v", events)
+	}
+	if time.Since(start) >= guard {
+		t.Fatal("Wake did not end the wait")
+	}
+	// Wakes keep working after the first (the multishot poll stays armed).
+	for range 3 {
+		p.Wake()
+		wait(t, p, int(guard/time.Millisecond))
+	}
+	if err := p.WakeAll(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		wait(t, p, -1) // must not block
+	}
+}
+
+func TestRingWaitAllocatesNothing(t *testing.T) {
+	p := newRing(t, 4)
+	a, b := newFDs(t).socketpair()
+	buf := make([]byte, 64)
+	events := make([]poller.Event, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		p.ProvideBuffer(0, buf)
+		p.Recv(a, 1, 1)
+		unix.Write(b, buf[:1])
+		for n := 0; n == 0; {
+			n, _ = p.Wait(events, 1000)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per receive", allocs)
+	}
+}
+
+func TestRingCloseReleasesDescriptors(t *testing.T) {
+	before := fdCount(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, err := poller.NewURing(poller.URingConfig{Buffers: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p, 0)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := fdCount(t); after != before {
+		t.Fatalf("%d descriptors before, %d after Close", before, after)
+	}
+	if err := p.Close(); !errors.Is(err, poller.ErrClosed) {
+		t.Fatalf("second Close = %v", err)
+	}
+}

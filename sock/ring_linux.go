@@ -1,0 +1,295 @@
+package sock
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
+)
+
+// Completion mode (Env.Ring): the loops' pollers are io_uring instances and
+// a connection's reads and writes are operations queued on its loop's
+// ring, completed by the kernel and reported by the loop's Wait. No read
+// or write system call is made per message: the loop's one io_uring_enter
+// submits every operation queued since the last and collects every
+// completion that has arrived. This is the shape IOCP has on Windows:
+// issue, then complete on an I/O thread.
+//
+// Per connection at most one receive and one send are in flight; further
+// issued reads and accepted writes wait their turn, so the bytes of the
+// stream and the completions stay in one order without relying on the
+// kernel's ordering of two operations on one socket. Each operation in
+// flight holds a reference to its connection, so the connection (its
+// descriptor, its queued buffers) outlives every operation the kernel
+// still holds; closing cancels them, and their completions drop those
+// references.
+//
+// Receives take a buffer from the loop's provided-buffer ring when data
+// arrives, so an idle connection holds no buffer.
+
+// Operations of a connection, carried in the ring's user data.
+const (
+	opRecv poller.Op = 1
+	opSend poller.Op = 2
+)
+
+// recvRing is one loop's set of buffers lent to the kernel: slot bid holds
+// the pooled buffer the ring entry with that id points into. When a
+// receive fills slot bid, the buffer goes to the reader and a fresh one
+// takes the slot, so the ring stays full.
+type recvRing struct {
+	p    *poller.Poller
+	mu   sync.Mutex
+	bufs []*pool.Buffer
+}
+
+// startRings gives every loop of env a recvRing filled with buffers.
+func (e *Env) startRings() error {
+	loops := e.Group.Loops()
+	e.rings = make([]*recvRing, len(loops))
+	for i, l := range loops {
+		p := l.Poller()
+		n := p.BufferSlots()
+		if !p.IsRing() || n == 0 {
+			return fmt.Errorf("sock: loop %d has no ring-backed poller with a buffer ring", i)
+		}
+		r := &recvRing{p: p, bufs: make([]*pool.Buffer, n)}
+		for bid := range r.bufs {
+			b := e.Buffers.Get()
+			r.bufs[bid] = b
+			e.Counters.RingBuffers.Add(1)
+			if err := p.ProvideBuffer(uint16(bid), b.Space()); err != nil {
+				return err
+			}
+		}
+		e.rings[i] = r
+	}
+	return nil
+}
+
+// stopRings returns the rings' buffers to the pool. Only after the loops
+// have stopped and their rings are closed: the kernel no longer writes.
+func (e *Env) stopRings() {
+	for _, r := range e.rings {
+		if r == nil {
+			continue
+		}
+		r.mu.Lock()
+		for i, b := range r.bufs {
+			if b != nil {
+				b.Release()
+				r.bufs[i] = nil
+				e.Counters.RingBuffers.Add(-1)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// take removes the buffer a receive filled and puts a fresh one in its slot.
+func (r *recvRing) take(env *Env, bid uint16) *pool.Buffer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if int(bid) >= len(r.bufs) || r.bufs[bid] == nil {
+		panic(fmt.Sprintf("sock: completion names buffer %d, which the ring does not hold", bid))
+	}
+	b := r.bufs[bid]
+	nb := env.Buffers.Get()
+	r.bufs[bid] = nb
+	if err := r.p.ProvideBuffer(bid, nb.Space()); err != nil {
+		panic("sock: refilling the buffer ring: " + err.Error())
+	}
+	return b
+}
+
+// issueRecvLocked queues a receive if reads are wanted and none is in
+// flight. Called with rmu held by a holder of a reference. The closed
+// check under rmu orders it against cancelOps, which takes rmu after the
+// closed bit is set: a receive is either queued before the cancellation
+// (which then ends it) or not at all.
+func (c *Conn) issueRecvLocked() {
+	if c.rinflight || c.rwant == 0 || c.life.closed() {
+		return
+	}
+	c.rinflight = true
+	c.life.acquire() // the operation's reference
+	if err := c.loop.Poller().Recv(c.fd, c.reg.Token(), opRecv); err != nil {
+		panic("sock: queuing a receive: " + err.Error())
+	}
+	c.loop.Kick()
+}
+
+// recvDone handles a receive's completion. The operation's reference is
+// dropped at the end.
+func (c *Conn) recvDone(ev *poller.Event) {
+	defer c.decref()
+	var b *pool.Buffer
+	if ev.Flags&poller.Buffer != 0 {
+		b = c.env.rings[c.loop.ID()].take(c.env, ev.Buf)
+	}
+	c.rmu.Lock()
+	c.rinflight = false
+	res := ev.Res
+	var d readDone
+	switch {
+	case c.life.closed():
+		// No read completes after close (its buffer was filled for
+		// nobody), and nothing more is issued.
+		c.rmu.Unlock()
+		if b != nil {
+			b.Release()
+		}
+		return
+	case res == -int32(unix.ENOBUFS):
+		// Every slot of the ring was in use at that moment; the slots are
+		// refilled as their completions are handled, so ask again.
+		c.env.Counters.RecvNoBuffers.Add(1)
+		c.issueRecvLocked()
+		c.rmu.Unlock()
+		return
+	case res < 0:
+		c.rmu.Unlock()
+		if b != nil {
+			b.Release()
+		}
+		c.fail(os.NewSyscallError("recv", unix.Errno(-res)))
+		return
+	case res == 0:
+		if b != nil {
+			b.Release()
+		}
+		d.err = io.EOF
+	default:
+		if b == nil {
+			c.rmu.Unlock()
+			panic("sock: a receive completed with data and no buffer")
+		}
+		b.Commit(int(res))
+		d.b = b
+		c.env.Counters.BytesIn.Add(int64(res))
+	}
+	s := c.rnext
+	c.rnext = s.Next()
+	c.rwant--
+	c.issueRecvLocked()
+	c.rmu.Unlock()
+	c.completeRead(s, d)
+}
+
+// issueSendLocked queues a send for the oldest write if none is in
+// flight. Called with wmu held by a holder of a reference. It gathers the
+// write's pending slices (up to IOV_MAX) into one sendmsg; MSG_WAITALL
+// makes the kernel retry a partial send itself until all are taken.
+func (c *Conn) issueSendLocked() {
+	if c.winflight || c.queueEmptyLocked() || c.life.closed() {
+		return
+	}
+	req := c.wq.front()
+	p := req.pending()
+	if len(p) > iovMax {
+		p = p[:iovMax]
+	}
+	c.winflight = true
+	c.life.acquire() // the operation's reference
+	var err error
+	if len(p) == 1 {
+		err = c.loop.Poller().Send(c.fd, c.reg.Token(), opSend, p[0])
+	} else {
+		iov := req.iov[:0]
+		for _, b := range p {
+			iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+		}
+		req.iov = iov
+		// The header and the iovecs live in req, which stays at the front
+		// of the queue, reachable, until this send's completion.
+		req.msg = unix.Msghdr{Iov: &iov[0], Iovlen: uint64(len(iov))}
+		err = c.loop.Poller().Sendmsg(c.fd, c.reg.Token(), opSend, &req.msg)
+	}
+	if err != nil {
+		panic("sock: queuing a send: " + err.Error())
+	}
+	c.loop.Kick()
+}
+
+// sendDone handles a send's completion. The operation's reference is
+// dropped at the end.
+func (c *Conn) sendDone(ev *poller.Event) {
+	defer c.decref()
+	c.wmu.Lock()
+	c.winflight = false
+	res := ev.Res
+	if c.life.closed() {
+		// Aborted, or a graceful close's linger expired: the queue is
+		// failed at teardown.
+		c.wmu.Unlock()
+		return
+	}
+	if res < 0 {
+		c.wmu.Unlock()
+		c.fail(os.NewSyscallError("sendmsg", unix.Errno(-res)))
+		return
+	}
+	req := c.wq.front()
+	req.advance(int(res))
+	c.env.Counters.BytesOut.Add(int64(res))
+	if req.left == 0 {
+		c.popLocked()
+		clear(req.iov)
+		req.msg = unix.Msghdr{}
+		c.completeWriteLocked(req, nil)
+	}
+	c.issueSendLocked()
+	closeNow := false
+	if c.queueEmptyLocked() {
+		if c.shutAfterFlush {
+			c.shutAfterFlush = false
+			if err := c.shutdownWriteLocked(); err != nil {
+				c.wmu.Unlock()
+				c.fail(err)
+				return
+			}
+		}
+		closeNow = c.state == stateClosing
+	}
+	c.wmu.Unlock()
+	if c.onWrite {
+		c.deliver()
+	}
+	if closeNow {
+		c.closeWith(nil, false)
+	}
+}
+
+// cancelOps runs on the loop after the connection closed: it cancels the
+// operations still in flight, whose completions then drop their
+// references. Taking rmu and wmu orders it after any receive or send
+// queued by a holder that had not yet seen the closed bit.
+func (c *Conn) cancelOps() {
+	c.rmu.Lock()
+	c.wmu.Lock()
+	busy := c.rinflight || c.winflight
+	if busy {
+		if err := c.loop.Poller().Cancel(c.fd); err != nil {
+			panic("sock: queuing a cancellation: " + err.Error())
+		}
+	}
+	c.wmu.Unlock()
+	c.rmu.Unlock()
+}
+
+// handleCompletion dispatches a completion of the ring.
+func (c *Conn) handleCompletion(ev *poller.Event) {
+	switch ev.Op {
+	case opRecv:
+		c.recvDone(ev)
+	case opSend:
+		c.sendDone(ev)
+	default:
+		panic(fmt.Sprintf("sock: completion of unknown operation %d", ev.Op))
+	}
+}
