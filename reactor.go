@@ -219,13 +219,13 @@ type Stats struct {
 	// RingBuffers is how many of Buffers.InUse are lent to the I/O
 	// threads' buffer rings (BackendURing) rather than held by a
 	// connection or the user; see BuffersOut.
-	RingBuffers int64
-	Panics         int64 // callbacks that panicked
-	CloseErrors    int64
-	Registrations  int // sockets registered with the pollers
-	Buffers        pool.BufferStats
-	Threads        []pool.ThreadStats
-	Goroutines     int
+	RingBuffers   int64
+	Panics        int64 // callbacks that panicked
+	CloseErrors   int64
+	Registrations int // sockets registered with the pollers
+	Buffers       pool.BufferStats
+	Threads       []pool.ThreadStats
+	Goroutines    int
 }
 
 // BuffersOut is how many pooled buffers connections and the user hold:

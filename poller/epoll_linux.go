@@ -47,7 +47,7 @@ type Poller struct {
 	// after its read and writes the value back.
 	epfd     int
 	wakefd   int
-	r        *ring // set for a ring-backed poller (NewURing): then epfd is unused
+	r        *ring       // set for a ring-backed poller (NewURing): then epfd is unused
 	pending  atomic.Bool // a Wake's write is outstanding
 	stopping atomic.Bool // WakeAll or Close ran: Wake does nothing, Wait never drains
 	closed   atomic.Bool

@@ -69,7 +69,7 @@ type Conn struct {
 	reading  bool // performReads is looping: a new Read needs no task
 	// rinflight: a receive is queued on the ring (completion mode).
 	rinflight bool
-	rout     atomic.Int32
+	rout      atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
 	// wholly taken by the kernel, oldest first (nil until a write queues).

@@ -36,7 +36,7 @@ type Env struct {
 	// rings (poller.NewURing) and connections use completion mode: reads
 	// and writes are ring operations, with no system call of their own.
 	// Incompatible with Shared; ReadChain does not apply.
-	Ring bool
+	Ring  bool
 	rings []*recvRing // by loop ID, in completion mode
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
