@@ -1,11 +1,16 @@
 package reactor
 
-import "github.com/ioreactor/reactor/poller"
+import (
+	"errors"
+	"sync"
+
+	"github.com/ioreactor/reactor/poller"
+)
 
 // newPoller makes the poller of one loop: a raw epoll instance, or an
 // io_uring with a buffer ring for BackendURing.
-func newPoller(cfg Config) func() (*poller.Poller, error) {
-	if cfg.Backend != BackendURing {
+func newPoller(b Backend, cfg Config) func() (*poller.Poller, error) {
+	if b != BackendURing {
 		return poller.New
 	}
 	slots := cfg.RingBuffers
@@ -15,6 +20,26 @@ func newPoller(cfg Config) func() (*poller.Poller, error) {
 	return func() (*poller.Poller, error) {
 		return poller.NewURing(poller.URingConfig{Buffers: slots})
 	}
+}
+
+// ringUsable caches whether this process may create an io_uring (a
+// sysctl or a seccomp filter may forbid it).
+var ringUsable = sync.OnceValue(func() bool {
+	p, err := poller.NewURing(poller.URingConfig{Entries: 2})
+	if err != nil {
+		return !errors.Is(err, poller.ErrNotSupported)
+	}
+	p.Close()
+	return true
+})
+
+// autoBackend resolves BackendAuto: io_uring unless the threads share one
+// poller or the kernel refuses it.
+func autoBackend(cfg Config) Backend {
+	if cfg.SharedPoller || !ringUsable() {
+		return BackendEpoll
+	}
+	return BackendURing
 }
 
 func platformSupported() error { return nil }

@@ -67,7 +67,8 @@ type Config struct {
 	// Delay leaves Nagle's algorithm on (TCP_NODELAY is set by default).
 	Delay bool
 	// Backend chooses how the I/O threads talk to the kernel on Linux;
-	// the zero value is BackendEpoll. Windows always uses IOCP.
+	// the zero value, BackendAuto, takes io_uring where the kernel allows
+	// it and epoll otherwise. Windows always uses IOCP.
 	Backend Backend
 	// RingBuffers is how many pooled buffers each I/O thread lends to its
 	// io_uring for receives (BackendURing); 0 means 256. A power of two.
@@ -82,10 +83,14 @@ type Config struct {
 type Backend uint8
 
 const (
+	// BackendAuto is BackendURing where the kernel allows io_uring and
+	// SharedPoller is off, BackendEpoll otherwise. Engine.Backend says
+	// which was taken.
+	BackendAuto Backend = iota
 	// BackendEpoll: readiness from epoll, then one read or write system
 	// call per operation (writes go to the kernel at once from the
 	// writer's goroutine when nothing is queued).
-	BackendEpoll Backend = iota
+	BackendEpoll
 	// BackendURing: completion-based I/O on io_uring (Linux 6.1 or later,
 	// not disabled by sysctl or seccomp). Each I/O thread owns a ring;
 	// reads and writes are queued on it and submitted together by the
@@ -97,6 +102,28 @@ const (
 	BackendURing
 )
 
+func (b Backend) String() string {
+	switch b {
+	case BackendAuto:
+		return "auto"
+	case BackendEpoll:
+		return "epoll"
+	case BackendURing:
+		return "uring"
+	}
+	return fmt.Sprintf("Backend(%d)", uint8(b))
+}
+
+// ParseBackend reads "auto", "epoll" or "uring" (for flags).
+func ParseBackend(s string) (Backend, error) {
+	for _, b := range []Backend{BackendAuto, BackendEpoll, BackendURing} {
+		if b.String() == s {
+			return b, nil
+		}
+	}
+	return 0, fmt.Errorf("reactor: unknown backend %q (want auto, epoll or uring)", s)
+}
+
 // Engine owns the I/O threads, the buffer pool and every socket made
 // through it.
 type Engine struct {
@@ -104,6 +131,7 @@ type Engine struct {
 	buffers  *pool.Buffers
 	counters sock.Counters
 	env      sock.Env
+	backend  Backend
 
 	mu       sync.Mutex
 	shutdown bool
@@ -117,20 +145,26 @@ func New(cfg Config) (*Engine, error) {
 	if err := platformSupported(); err != nil {
 		return nil, err
 	}
-	ring := cfg.Backend == BackendURing
-	if ring && cfg.SharedPoller {
+	if cfg.Backend == BackendURing && cfg.SharedPoller {
 		return nil, errors.New("reactor: BackendURing gives each I/O thread its own ring; SharedPoller cannot be used with it")
 	}
 	e := &Engine{buffers: pool.NewBuffers(cfg.BufferSize)}
-	g, err := pool.NewGroup(pool.Config{
+	pcfg := pool.Config{
 		Threads:  cfg.IOThreads,
 		Shared:   cfg.SharedPoller,
 		Balancer: cfg.Balancer,
 		BusyPoll: cfg.BusyPoll,
-	}, newPoller(cfg))
+	}
+	backend := cfg.Backend
+	if backend == BackendAuto {
+		backend = autoBackend(cfg)
+	}
+	g, err := pool.NewGroup(pcfg, newPoller(backend, cfg))
 	if err != nil {
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
+	ring := backend == BackendURing
+	e.backend = backend
 	e.group = g
 	e.env = sock.Env{
 		Group:     g,
@@ -170,6 +204,10 @@ func (e *Engine) Dial(addr string, h Handler, o DialOptions) (*Conn, error) {
 	}
 	return sock.Dial(&e.env, addr, h, o)
 }
+
+// Backend is the backend the engine runs on (never BackendAuto; on
+// Windows, BackendAuto stands for IOCP).
+func (e *Engine) Backend() Backend { return e.backend }
 
 // Buffers is the engine's buffer pool.
 func (e *Engine) Buffers() *pool.Buffers { return e.buffers }

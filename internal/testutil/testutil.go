@@ -116,15 +116,17 @@ func CheckZero(t testing.TB, e *reactor.Engine) {
 }
 
 // BackendEnv names the environment variable that picks the backend of
-// every engine the tests make: "uring" runs the whole suite on
-// BackendURing (CI runs it both ways); empty or "epoll" keeps the default.
+// every engine the tests make: "epoll" or "uring" (CI runs the suite both
+// ways); empty keeps what the test asked for (BackendAuto by default).
 const BackendEnv = "REACTOR_TEST_BACKEND"
 
 // WithTestBackend applies BackendEnv to cfg. An engine that shares one
 // poller between threads stays on epoll, the only backend that can.
 func WithTestBackend(cfg reactor.Config) reactor.Config {
 	switch os.Getenv(BackendEnv) {
-	case "", "epoll":
+	case "":
+	case "epoll":
+		cfg.Backend = reactor.BackendEpoll
 	case "uring":
 		if !cfg.SharedPoller {
 			cfg.Backend = reactor.BackendURing

@@ -31,6 +31,7 @@ func main() {
 	shared := flag.Bool("shared", false, "all I/O threads wait on one shared poller")
 	reads := flag.Int("reads", 1, "reads outstanding per connection")
 	readChain := flag.Int("read-chain", 4, "buffers one read may fill (readv) once a stream fills whole buffers")
+	backendName := flag.String("backend", "auto", "auto (io_uring where allowed), epoll or uring")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -39,12 +40,17 @@ func main() {
 		fatalf("-io-threads must be ≥ 0, -buffer-size > 0 and -reads ≥ 1")
 	}
 
+	backend, err := reactor.ParseBackend(*backendName)
+	if err != nil {
+		fatalf("%v", err)
+	}
 	e, err := reactor.New(reactor.Config{
 		IOThreads:    *threads,
 		BufferSize:   *bufSize,
 		SharedPoller: *shared,
 		MaxReads:     *reads,
 		ReadChain:    *readChain,
+		Backend:      backend,
 	})
 	if err != nil {
 		fatalf("starting the engine: %v", err)

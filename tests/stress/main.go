@@ -40,6 +40,7 @@ func main() {
 	flag.BoolVar(&cfg.Shared, "shared", false, "all engine I/O threads wait on one shared poller")
 	flag.IntVar(&cfg.Reads, "reads", 1, "reads outstanding per engine connection")
 	flag.IntVar(&cfg.ReadChain, "read-chain", 4, "buffers one engine read may fill (readv) once a stream fills whole buffers")
+	flag.StringVar(&cfg.Backend, "backend", "auto", "engine backend: auto (io_uring where allowed), epoll or uring")
 	asJSON := flag.Bool("json", false, "print the report as JSON too")
 	flag.Parse()
 	if flag.NArg() > 0 {

@@ -21,8 +21,8 @@ func (r *Report) print(w io.Writer) {
 		if c.IOThreads == 0 {
 			threads = "one per CPU"
 		}
-		fmt.Fprintf(w, "server            in-process engine on %s (io-threads %s, buffer-size %d, shared %v, reads %d, read-chain %d)\n",
-			r.Server, threads, c.BufferSize, c.Shared, c.Reads, c.ReadChain)
+		fmt.Fprintf(w, "server            in-process engine on %s (backend %s, io-threads %s, buffer-size %d, shared %v, reads %d, read-chain %d)\n",
+			r.Server, r.Backend, threads, c.BufferSize, c.Shared, c.Reads, c.ReadChain)
 	}
 	fmt.Fprintf(w, "load              %d connections, chunks of %d-%d bytes, window %d, seed %d\n",
 		c.Conns, c.MinSize, c.MaxSize, c.Window, c.Seed)

@@ -15,6 +15,7 @@ import (
 type Report struct {
 	Config   Config `json:"config"`
 	Server   string `json:"server"` // the address driven
+	Backend  string `json:"backend,omitempty"` // the in-process engine's backend, as taken
 	Duration int64  `json:"duration_ns"`
 	Conns    int    `json:"conns"` // connections established
 	// Messages are chunks written and wholly echoed back.

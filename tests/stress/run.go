@@ -40,6 +40,7 @@ type Config struct {
 	Shared     bool          `json:"shared"`
 	Reads      int           `json:"reads"`
 	ReadChain  int           `json:"read_chain"`
+	Backend    string        `json:"backend"` // auto, epoll or uring; the report names the one taken
 }
 
 func (c *Config) validate() error {
@@ -88,6 +89,7 @@ func run(ctx context.Context, cfg Config, live io.Writer) (*Report, error) {
 		if e, rep.Server, err = startEngine(cfg); err != nil {
 			return nil, err
 		}
+		rep.Backend = e.Backend().String()
 		before := takeEngine(e)
 		rep.Before.Engine = &before
 	}
@@ -156,12 +158,17 @@ func primeNetpoller() error {
 // startEngine starts the engine with an echo listener on a loopback port
 // chosen by the kernel, and returns the address it listens on.
 func startEngine(cfg Config) (*reactor.Engine, string, error) {
+	backend, err := reactor.ParseBackend(cfg.Backend)
+	if err != nil {
+		return nil, "", err
+	}
 	e, err := reactor.New(reactor.Config{
 		IOThreads:    cfg.IOThreads,
 		BufferSize:   cfg.BufferSize,
 		SharedPoller: cfg.Shared,
 		MaxReads:     cfg.Reads,
 		ReadChain:    cfg.ReadChain,
+		Backend:      backend,
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("starting the engine: %w", err)

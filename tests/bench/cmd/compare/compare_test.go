@@ -152,7 +152,7 @@ func TestPickWorkloadsScales(t *testing.T) {
 		t.Error("a server named twice was accepted")
 	}
 	got, err := pickServers("reactor-hop,reactor,gnet", true)
-	if want := []string{"reactor-hop", "reactor", "gnet", "reactor-busy"}; err != nil || !slices.Equal(got, want) {
+	if want := []string{"reactor-hop", "reactor", "gnet", "reactor-busy", "reactor-epoll"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("-features: servers %q, %v; want %q", got, err, want)
 	}
 }

@@ -130,10 +130,13 @@ func (rep *report) markdown() string {
 
 	p("## How the numbers are made\n\n")
 	p("- **Servers** (`tests/bench/cmd/server`), each with %d event loop(s): ", rep.o.ioThreads)
-	p("reactor is `reactor.New` with `IOThreads: %d` and the repository's `internal/echo` handler ", rep.o.ioThreads)
+	p("reactor is `reactor.New` with `IOThreads: %d` (and the default `BackendAuto`, which takes io_uring on this kernel) and the repository's `internal/echo` handler ", rep.o.ioThreads)
 	p("(each read's buffer goes to `WriteBuffer`, then the next read is issued, on the I/O thread)")
 	if slices.Contains(variants, "reactor-busy") {
 		p("; reactor-busy is the same with `BusyPoll: %v`", rep.o.busyPollFor())
+	}
+	if slices.Contains(variants, "reactor-epoll") {
+		p("; reactor-epoll is the same on `BackendEpoll`")
 	}
 	if slices.Contains(variants, "reactor-hop") {
 		p("; reactor-hop's `OnRead` only sends the buffer on a channel to %s, which make the same two calls", hopWorkers)
@@ -194,11 +197,14 @@ const hopWorkers = "GOMAXPROCS worker goroutines (1 when the server is pinned to
 func (rep *report) featuresSection(p func(string, ...any)) {
 	p("## Latency features\n\n")
 	p("Each feature of reactor measured by a variant that differs from plain reactor in it alone, in the same rounds:\n\n")
-	p("- **reactor-busy**: an idle I/O thread busy-polls its poller for `BusyPoll` (%v) before it blocks in `epoll_wait`. ", rep.o.busyPollFor())
+	p("- **reactor-busy**: an idle I/O thread busy-polls its poller for `BusyPoll` (%v) before it blocks in the kernel. ", rep.o.busyPollFor())
 	p("Plain reactor never busy-polls. Below 1 on p50/p99 is what busy-polling saves; above 1 on CPU per message is what it costs.\n")
 	p("- **reactor-hop**: callbacks are no longer handled on the I/O thread: `OnRead` sends the buffer on one channel to ")
 	p("%s that call `WriteBuffer` and `Read`, the hop other engines force. ", hopWorkers)
-	p("Above 1 on p50/p99 and CPU per message is what reactor's dispatch on the I/O thread saves.\n\n")
+	p("Above 1 on p50/p99 and CPU per message is what reactor's dispatch on the I/O thread saves.\n")
+	p("- **reactor-epoll**: the epoll backend (`Backend: BackendEpoll`: readiness, then a `read` and a `write` system call per message) ")
+	p("where plain reactor takes io_uring (`BackendAuto`: reads and writes queued on the thread's ring and submitted, ")
+	p("with every completion collected, by one `io_uring_enter` per loop turn). Below 1 on msgs/s is what the ring gains.\n\n")
 	p("| workload | server |")
 	for _, id := range featureMetrics {
 		p(" %s |", metrics[id].header)

@@ -136,9 +136,13 @@ type server struct {
 // startServer starts the server and reads its "listening on" line.
 func startServer(o options, m machine, b binaries, engine string) (*server, error) {
 	argv := []string{b.server, "-engine", engine, "-addr", "127.0.0.1:0", "-io-threads", strconv.Itoa(o.ioThreads)}
-	if engine == "reactor-busy" {
+	switch engine {
+	case "reactor-busy":
 		argv[2] = "reactor"
 		argv = append(argv, "-busy-poll", o.busyPollFor().String())
+	case "reactor-epoll":
+		argv[2] = "reactor"
+		argv = append(argv, "-backend", "epoll")
 	}
 	argv = m.pinned(0, argv...)
 	// A pipe of our own, not StdoutPipe: the line is read while another

@@ -24,12 +24,13 @@ const (
 )
 
 var serverColors = map[string]string{
-	"reactor":      "#1f77b4",
-	"reactor-busy": "#6baed6",
-	"reactor-hop":  "#08306b",
-	"gnet":         "#ff7f0e",
-	"nbio":         "#2ca02c",
-	"net":          "#8c8c8c",
+	"reactor":       "#1f77b4",
+	"reactor-busy":  "#6baed6",
+	"reactor-hop":   "#08306b",
+	"reactor-epoll": "#9ecae1",
+	"gnet":          "#ff7f0e",
+	"nbio":          "#2ca02c",
+	"net":           "#8c8c8c",
 }
 
 // bar is one bar of a group.

@@ -16,9 +16,10 @@ var allServers = []string{"reactor", "gnet", "nbio", "net"}
 // variants are reactor with one latency feature changed, each run as a
 // server of its own when named in -servers (or by -features): reactor-busy
 // busy-polls (Config.BusyPoll), reactor-hop echoes from worker goroutines
-// instead of on the I/O thread. They are not peers: reactor's ratio to the
-// best peer ignores them.
-var variants = []string{"reactor-busy", "reactor-hop"}
+// instead of on the I/O thread, reactor-epoll runs on the epoll backend
+// where plain reactor takes io_uring (BackendAuto). They are not peers:
+// reactor's ratio to the best peer ignores them.
+var variants = []string{"reactor-busy", "reactor-hop", "reactor-epoll"}
 
 // defaultBusyPoll is reactor-busy's Config.BusyPoll when -busy-poll is 0.
 const defaultBusyPoll = 50 * time.Microsecond

@@ -14,6 +14,7 @@ type reactorOptions struct {
 	bufSize  int
 	shared   bool
 	hop      bool // echo from worker goroutines (hopHandler), not on the I/O thread
+	backend  string // auto, epoll or uring
 }
 
 // serveReactor serves echo with the engine's own echo service, the one the
@@ -21,13 +22,18 @@ type reactorOptions struct {
 // the next read is issued. With o.hop the echo runs on worker goroutines
 // instead (hopHandler).
 func serveReactor(addr string, o reactorOptions) (string, error) {
-	e, err := reactor.New(reactor.Config{
+	cfg := reactor.Config{
 		IOThreads:    o.threads,
 		BufferSize:   o.bufSize,
 		BusyPoll:     o.busyPoll,
 		SharedPoller: o.shared,
 		ReadChain:    4,
-	})
+	}
+	var err error
+	if cfg.Backend, err = reactor.ParseBackend(o.backend); err != nil {
+		return "", err
+	}
+	e, err := reactor.New(cfg)
 	if err != nil {
 		return "", err
 	}
