@@ -51,6 +51,8 @@ const (
 	cancelFD  = 1 << 1
 	cancelAll = 1 << 0
 
+	recvBundle = 1 << 4 // IORING_RECVSEND_BUNDLE, in ioprio
+
 	cqeFBuffer = 1 << 0
 	cqeFMore   = 1 << 1
 
@@ -66,6 +68,7 @@ const (
 	featSingleMmap     = 1 << 0
 	featNoDrop         = 1 << 1
 	featExtArg         = 1 << 8
+	featRecvBundle     = 1 << 14
 	registerEnable     = 12
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
@@ -590,15 +593,27 @@ func (p *Poller) opData(token uint64, op Op) (uint64, error) {
 // picks when data arrives: an idle descriptor holds no buffer. Its
 // completion carries the bytes received (0 at end of stream) and, with
 // the Buffer flag, the buffer's id; -ENOBUFS means the buffer ring was
-// empty. Safe from any goroutine.
-func (p *Poller) Recv(fd FD, token uint64, op Op) error {
+// empty. With bundle > 0 (see Bundles) one receive may fill several
+// buffers, up to bundle bytes: they are the ring's consecutive slots from
+// the one holding the reported id, each filled whole but the last. Safe
+// from any goroutine.
+func (p *Poller) Recv(fd FD, token uint64, op Op, bundle int) error {
 	ud, err := p.opData(token, op)
 	if err != nil {
 		return err
 	}
-	p.r.queue(sqe{opcode: opRecv, fd: int32(fd), flags: sqeBufferSelect, userData: ud})
+	e := sqe{opcode: opRecv, fd: int32(fd), flags: sqeBufferSelect, userData: ud}
+	if bundle > 0 && p.Bundles() {
+		e.ioprio = recvBundle
+		e.len = uint32(bundle)
+	}
+	p.r.queue(e)
 	return nil
 }
+
+// Bundles reports whether Recv can fill several buffers at once (a
+// ring-backed poller on Linux 6.10 or later).
+func (p *Poller) Bundles() bool { return p.r != nil && p.r.features&featRecvBundle != 0 }
 
 // Send queues one send of b on fd. b must stay reachable and unchanged
 // until the completion is reported (Go's heap does not move objects; a
@@ -636,14 +651,15 @@ func (p *Poller) Cancel(fd FD) error {
 	return nil
 }
 
-// ProvideBuffer puts b into the buffer ring under id bid; a Recv may then
-// fill it. The caller keeps b reachable while the kernel may use it and
-// must not give the ring more buffers than it has slots. Safe from any
-// goroutine.
-func (p *Poller) ProvideBuffer(bid uint16, b []byte) error {
+// ProvideBuffer puts b into the buffer ring under id bid, in the next
+// slot (slots are used in order, wrapping), and returns that slot's index;
+// a Recv may then fill it. The caller keeps b reachable while the kernel
+// may use it and must not give the ring more buffers than it has slots.
+// Safe from any goroutine.
+func (p *Poller) ProvideBuffer(bid uint16, b []byte) (int, error) {
 	r := p.r
 	if r == nil || r.bufMem == nil {
-		return ErrNotSupported
+		return 0, ErrNotSupported
 	}
 	r.bmu.Lock()
 	i := r.bufTail & r.bufMask
@@ -663,7 +679,7 @@ func (p *Poller) ProvideBuffer(bid uint16, b []byte) error {
 	// acquire semantics) without a 16-bit atomic store.
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.bufMem[12])), uint32(r.bufTail)<<16|uint32(r.bid0))
 	r.bmu.Unlock()
-	return nil
+	return int(i), nil
 }
 
 // BufferSlots is the number of slots of the buffer ring (0 if none).

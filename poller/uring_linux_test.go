@@ -74,7 +74,7 @@ func TestRingRejectsTokensThatDoNotFit(t *testing.T) {
 	if err := p.Add(a, poller.ReservedToken, poller.Readable); !errors.Is(err, poller.ErrReservedToken) {
 		t.Fatalf("Add(ReservedToken) = %v", err)
 	}
-	if err := p.Recv(a, 1, 0); err == nil {
+	if err := p.Recv(a, 1, 0, 0); err == nil {
 		t.Fatal("Recv accepted operation 0, which is readiness")
 	}
 }
@@ -122,11 +122,11 @@ func TestRingRecvFillsAProvidedBuffer(t *testing.T) {
 	// Even a receive that reads end of stream takes a buffer: three.
 	bufs := [][]byte{make([]byte, 8), make([]byte, 8), make([]byte, 8)}
 	for i, x := range bufs {
-		if err := p.ProvideBuffer(uint16(10+i), x); err != nil {
+		if _, err := p.ProvideBuffer(uint16(10+i), x); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Recv(a, 42, 1); err != nil {
+	if err := p.Recv(a, 42, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitNone(t, p) // the receive is pending: no data yet
@@ -140,14 +140,14 @@ func TestRingRecvFillsAProvidedBuffer(t *testing.T) {
 	}
 	// The next receive takes the next buffer; end of stream reads 0.
 	write(t, b, "again")
-	if err := p.Recv(a, 42, 1); err != nil {
+	if err := p.Recv(a, 42, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 42, 1); ev.Res != 5 || ev.Buf != 11 || string(bufs[1][:5]) != "again" {
 		t.Fatalf("completion %+v, buffer %q", ev, bufs[1][:5])
 	}
 	unix.Shutdown(b, unix.SHUT_WR)
-	if err := p.Recv(a, 42, 1); err != nil {
+	if err := p.Recv(a, 42, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 42, 1); ev.Res != 0 {
@@ -160,7 +160,7 @@ func TestRingRecvWithEmptyBufferRingFailsENOBUFS(t *testing.T) {
 	p := newRing(t, 2)
 	a, b := newFDs(t).socketpair()
 	write(t, b, "x")
-	if err := p.Recv(a, 1, 1); err != nil {
+	if err := p.Recv(a, 1, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 1, 1); ev.Res != -int32(unix.ENOBUFS) {
@@ -198,10 +198,10 @@ func TestRingSendAndSendmsg(t *testing.T) {
 func TestRingCancelEndsPendingReceive(t *testing.T) {
 	p := newRing(t, 2)
 	a, _ := newFDs(t).socketpair()
-	if err := p.ProvideBuffer(0, make([]byte, 8)); err != nil {
+	if _, err := p.ProvideBuffer(0, make([]byte, 8)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Recv(a, 9, 1); err != nil {
+	if err := p.Recv(a, 9, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitNone(t, p)
@@ -250,7 +250,7 @@ func TestRingWaitAllocatesNothing(t *testing.T) {
 	events := make([]poller.Event, 8)
 	allocs := testing.AllocsPerRun(100, func() {
 		p.ProvideBuffer(0, buf)
-		p.Recv(a, 1, 1)
+		p.Recv(a, 1, 1, 0)
 		unix.Write(b, buf[:1])
 		for n := 0; n == 0; {
 			n, _ = p.Wait(events, 1000)
@@ -279,4 +279,32 @@ func TestRingCloseReleasesDescriptors(t *testing.T) {
 	if err := p.Close(); !errors.Is(err, poller.ErrClosed) {
 		t.Fatalf("second Close = %v", err)
 	}
+}
+
+func TestRingBundleFillsConsecutiveSlots(t *testing.T) {
+	p := newRing(t, 4)
+	if !p.Bundles() {
+		t.Skip("this kernel lacks bundle receives (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10)")
+	}
+	a, b := newFDs(t).socketpair()
+	bufs := make([][]byte, 4)
+	for i := range bufs {
+		bufs[i] = make([]byte, 8)
+		// Ids out of slot order, to prove the slots decide.
+		if slot, err := p.ProvideBuffer(uint16(3-i), bufs[i]); err != nil || slot != i {
+			t.Fatalf("ProvideBuffer: slot %d, %v", slot, err)
+		}
+	}
+	write(t, b, "0123456789abcdefghij") // 20 bytes: 8 + 8 + 4
+	if err := p.Recv(a, 1, 1, 32); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitDone(t, p, 1, 1)
+	if ev.Res != 20 || ev.Buf != 3 {
+		t.Fatalf("bundle completion %+v, want 20 bytes from buffer id 3 (slot 0)", ev)
+	}
+	if got := string(bufs[0]) + string(bufs[1]) + string(bufs[2][:4]); got != "0123456789abcdefghij" {
+		t.Fatalf("slots hold %q", got)
+	}
+	runtime.KeepAlive(bufs)
 }

@@ -232,6 +232,16 @@ func commitChain(b *pool.Buffer, n int) *pool.Buffer {
 func (c *Conn) enqueueLocked(req *writeReq) {
 	c.wqLen.Add(1)
 	if c.env.Ring {
+		if req.left == 0 && c.queueEmptyLocked() {
+			// Nothing to send: complete at once, as a write the kernel
+			// took whole would.
+			c.wqLen.Add(-1)
+			c.completeWriteLocked(req, nil)
+			if c.onWrite {
+				c.schedule(schedDeliver)
+			}
+			return
+		}
 		c.pushLocked(req)
 		c.issueSendLocked()
 		return

@@ -13,6 +13,17 @@ func (q *fifo[T]) empty() bool { return q == nil || q.head == len(q.items) }
 
 func (q *fifo[T]) front() T { return q.items[q.head] }
 
+// len is how many items are queued.
+func (q *fifo[T]) len() int {
+	if q == nil {
+		return 0
+	}
+	return len(q.items) - q.head
+}
+
+// at is the i-th queued item, 0 being the front.
+func (q *fifo[T]) at(i int) T { return q.items[q.head+i] }
+
 func (q *fifo[T]) push(v T) {
 	if q.head > 0 && q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0

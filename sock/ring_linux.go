@@ -38,14 +38,29 @@ const (
 	opSend poller.Op = 2
 )
 
-// recvRing is one loop's set of buffers lent to the kernel: slot bid holds
+// recvRing is one loop's set of buffers lent to the kernel: bufs[bid] is
 // the pooled buffer the ring entry with that id points into. When a
-// receive fills slot bid, the buffer goes to the reader and a fresh one
-// takes the slot, so the ring stays full.
+// receive fills it, the buffer goes to the reader and a fresh one is
+// provided under the same id in the ring's next slot, so the ring stays
+// full. slots and where map ring slots to ids and back: a bundle
+// receive fills consecutive slots.
 type recvRing struct {
-	p    *poller.Poller
-	mu   sync.Mutex
-	bufs []*pool.Buffer
+	p     *poller.Poller
+	mu    sync.Mutex
+	bufs  []*pool.Buffer
+	slots []uint16 // ring slot → id provided there last
+	where []int    // id → the slot it was provided in
+}
+
+// provideLocked lends b to the kernel under id bid.
+func (r *recvRing) provideLocked(bid uint16, b *pool.Buffer) {
+	r.bufs[bid] = b
+	slot, err := r.p.ProvideBuffer(bid, b.Space())
+	if err != nil {
+		panic("sock: providing a buffer to the ring: " + err.Error())
+	}
+	r.slots[slot] = bid
+	r.where[bid] = slot
 }
 
 // startRings gives every loop of env a recvRing filled with buffers.
@@ -58,15 +73,13 @@ func (e *Env) startRings() error {
 		if !p.IsRing() || n == 0 {
 			return fmt.Errorf("sock: loop %d has no ring-backed poller with a buffer ring", i)
 		}
-		r := &recvRing{p: p, bufs: make([]*pool.Buffer, n)}
+		r := &recvRing{p: p, bufs: make([]*pool.Buffer, n), slots: make([]uint16, n), where: make([]int, n)}
+		r.mu.Lock()
 		for bid := range r.bufs {
-			b := e.Buffers.Get()
-			r.bufs[bid] = b
+			r.provideLocked(uint16(bid), e.Buffers.Get())
 			e.Counters.RingBuffers.Add(1)
-			if err := p.ProvideBuffer(uint16(bid), b.Space()); err != nil {
-				return err
-			}
 		}
+		r.mu.Unlock()
 		e.rings[i] = r
 	}
 	return nil
@@ -91,20 +104,35 @@ func (e *Env) stopRings() {
 	}
 }
 
-// take removes the buffer a receive filled and puts a fresh one in its slot.
-func (r *recvRing) take(env *Env, bid uint16) *pool.Buffer {
+// take removes the buffers a receive of n bytes filled, starting with id
+// bid (one buffer when n ≤ 0), and lends fresh ones in their place. It
+// returns them as a chain with their lengths committed.
+func (r *recvRing) take(env *Env, bid uint16, n int) *pool.Buffer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if int(bid) >= len(r.bufs) || r.bufs[bid] == nil {
 		panic(fmt.Sprintf("sock: completion names buffer %d, which the ring does not hold", bid))
 	}
-	b := r.bufs[bid]
-	nb := env.Buffers.Get()
-	r.bufs[bid] = nb
-	if err := r.p.ProvideBuffer(bid, nb.Space()); err != nil {
-		panic("sock: refilling the buffer ring: " + err.Error())
+	var head, tail *pool.Buffer
+	slot := r.where[bid]
+	for {
+		id := r.slots[slot]
+		b := r.bufs[id]
+		k := min(max(n, 0), b.Cap())
+		b.Commit(k)
+		n -= k
+		r.provideLocked(id, env.Buffers.Get())
+		if head == nil {
+			head = b
+		} else {
+			tail.SetNext(b)
+		}
+		tail = b
+		if n <= 0 {
+			return head
+		}
+		slot = (slot + 1) % len(r.slots)
 	}
-	return b
 }
 
 // issueRecvLocked queues a receive if reads are wanted and none is in
@@ -118,7 +146,12 @@ func (c *Conn) issueRecvLocked() {
 	}
 	c.rinflight = true
 	c.life.acquire() // the operation's reference
-	if err := c.loop.Poller().Recv(c.fd, c.reg.Token(), opRecv); err != nil {
+	bundle := 0
+	if c.rfull && c.env.readChain() > 1 {
+		// The last receive filled its buffer: let this one fill a chain.
+		bundle = c.env.readChain() * c.env.Buffers.Size()
+	}
+	if err := c.loop.Poller().Recv(c.fd, c.reg.Token(), opRecv, bundle); err != nil {
 		panic("sock: queuing a receive: " + err.Error())
 	}
 	c.loop.Kick()
@@ -130,7 +163,7 @@ func (c *Conn) recvDone(ev *poller.Event) {
 	defer c.decref()
 	var b *pool.Buffer
 	if ev.Flags&poller.Buffer != 0 {
-		b = c.env.rings[c.loop.ID()].take(c.env, ev.Buf)
+		b = c.env.rings[c.loop.ID()].take(c.env, ev.Buf, int(ev.Res))
 	}
 	c.rmu.Lock()
 	c.rinflight = false
@@ -169,8 +202,8 @@ func (c *Conn) recvDone(ev *poller.Event) {
 			c.rmu.Unlock()
 			panic("sock: a receive completed with data and no buffer")
 		}
-		b.Commit(int(res))
 		d.b = b
+		c.rfull = int(res) >= b.Cap()
 		c.env.Counters.BytesIn.Add(int64(res))
 	}
 	s := c.rnext
@@ -181,10 +214,12 @@ func (c *Conn) recvDone(ev *poller.Event) {
 	c.completeRead(s, d)
 }
 
-// issueSendLocked queues a send for the oldest write if none is in
-// flight. Called with wmu held by a holder of a reference. It gathers the
-// write's pending slices (up to IOV_MAX) into one sendmsg; MSG_WAITALL
-// makes the kernel retry a partial send itself until all are taken.
+// issueSendLocked queues a send if none is in flight and writes are
+// queued. Called with wmu held by a holder of a reference. One sendmsg
+// gathers the pending slices of the queued writes, oldest first, up to
+// IOV_MAX: writes stay whole and in order because the stream takes them
+// in exactly that order, and the next send starts only after this one
+// completes.
 func (c *Conn) issueSendLocked() {
 	if c.winflight || c.queueEmptyLocked() || c.life.closed() {
 		return
@@ -197,12 +232,20 @@ func (c *Conn) issueSendLocked() {
 	c.winflight = true
 	c.life.acquire() // the operation's reference
 	var err error
-	if len(p) == 1 {
+	if len(p) == 1 && c.wq.len() == 1 {
 		err = c.loop.Poller().Send(c.fd, c.reg.Token(), opSend, p[0])
 	} else {
 		iov := req.iov[:0]
 		for _, b := range p {
 			iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+		}
+		for i := 1; i < c.wq.len() && len(iov) < iovMax; i++ {
+			for _, b := range c.wq.at(i).pending() {
+				if len(iov) == iovMax {
+					break
+				}
+				iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+			}
 		}
 		req.iov = iov
 		// The header and the iovecs live in req, which stays at the front
@@ -234,10 +277,16 @@ func (c *Conn) sendDone(ev *poller.Event) {
 		c.fail(os.NewSyscallError("sendmsg", unix.Errno(-res)))
 		return
 	}
-	req := c.wq.front()
-	req.advance(int(res))
 	c.env.Counters.BytesOut.Add(int64(res))
-	if req.left == 0 {
+	// The bytes taken belong to the queued writes in order.
+	for n := int(res); n > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0; {
+		req := c.wq.front()
+		k := min(n, req.left)
+		req.advance(k)
+		n -= k
+		if req.left > 0 {
+			break
+		}
 		c.popLocked()
 		clear(req.iov)
 		req.msg = unix.Msghdr{}

@@ -29,6 +29,7 @@ func main() {
 	busyPoll := flag.Duration("busy-poll", 0, "reactor, reactor-hop: how long an idle I/O thread polls before it sleeps (0 = never)")
 	bufSize := flag.Int("buffer-size", 16384, "reactor, reactor-hop: pooled buffer size; net: per-connection buffer size")
 	shared := flag.Bool("shared", false, "reactor, reactor-hop: all I/O threads wait on one shared poller")
+	ringBufs := flag.Int("ring-buffers", 0, "reactor, reactor-hop on io_uring: buffers each I/O thread lends its ring (0 = the engine's default)")
 	backend := flag.String("backend", "auto", "reactor, reactor-hop: auto (io_uring where allowed), epoll or uring")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
 	flag.Parse()
@@ -57,6 +58,7 @@ func main() {
 			shared:   *shared,
 			hop:      *engine == "reactor-hop",
 			backend:  *backend,
+			ringBufs: *ringBufs,
 		})
 	case "gnet":
 		bound, err = serveGnet(*addr, *threads)

@@ -15,6 +15,7 @@ type reactorOptions struct {
 	shared   bool
 	hop      bool // echo from worker goroutines (hopHandler), not on the I/O thread
 	backend  string // auto, epoll or uring
+	ringBufs int    // Config.RingBuffers
 }
 
 // serveReactor serves echo with the engine's own echo service, the one the
@@ -28,6 +29,7 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 		BusyPoll:     o.busyPoll,
 		SharedPoller: o.shared,
 		ReadChain:    4,
+		RingBuffers:  o.ringBufs,
 	}
 	var err error
 	if cfg.Backend, err = reactor.ParseBackend(o.backend); err != nil {
