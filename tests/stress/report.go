@@ -14,7 +14,7 @@ import (
 // Report is the outcome of a run. Durations are in nanoseconds in JSON.
 type Report struct {
 	Config   Config `json:"config"`
-	Server   string `json:"server"` // the address driven
+	Server   string `json:"server"`            // the address driven
 	Backend  string `json:"backend,omitempty"` // the in-process engine's backend, as taken
 	Duration int64  `json:"duration_ns"`
 	Conns    int    `json:"conns"` // connections established

@@ -13,7 +13,7 @@ type reactorOptions struct {
 	busyPoll time.Duration
 	bufSize  int
 	shared   bool
-	hop      bool // echo from worker goroutines (hopHandler), not on the I/O thread
+	hop      bool   // echo from worker goroutines (hopHandler), not on the I/O thread
 	backend  string // auto, epoll or uring
 	ringBufs int    // Config.RingBuffers
 }
