@@ -120,9 +120,13 @@ func CheckZero(t testing.TB, e *reactor.Engine) {
 // ways); empty keeps what the test asked for (BackendAuto by default).
 const BackendEnv = "REACTOR_TEST_BACKEND"
 
-// WithTestBackend applies BackendEnv to cfg. An engine that shares one
-// poller between threads stays on epoll, the only backend that can.
+// WithTestBackend applies BackendEnv to cfg. A test that names a backend
+// keeps it, and an engine that shares one poller between threads stays on
+// epoll, the only backend that can.
 func WithTestBackend(cfg reactor.Config) reactor.Config {
+	if cfg.Backend != reactor.BackendAuto {
+		return cfg
+	}
 	switch os.Getenv(BackendEnv) {
 	case "":
 	case "epoll":
