@@ -13,9 +13,9 @@ func newPoller(b Backend, cfg Config) func() (*poller.Poller, error) {
 	if b != BackendURing {
 		return poller.New
 	}
-	slots := cfg.RingBuffers
+	slots := cfg.RingSlots
 	if slots <= 0 {
-		slots = 256
+		slots = 4096
 	}
 	return func() (*poller.Poller, error) {
 		return poller.NewURing(poller.URingConfig{Buffers: slots})

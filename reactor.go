@@ -10,12 +10,14 @@
 package reactor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
 	"github.com/ioreactor/reactor/sock"
@@ -70,9 +72,15 @@ type Config struct {
 	// the zero value, BackendAuto, takes io_uring where the kernel allows
 	// it and epoll otherwise. Windows always uses IOCP.
 	Backend Backend
-	// RingBuffers is how many pooled buffers each I/O thread lends to its
-	// io_uring for receives (BackendURing); 0 means 256. A power of two.
+	// RingBuffers is how many pooled buffers each I/O thread lends its
+	// io_uring for receives at first (BackendURing); 0 means 64. A thread
+	// doubles its loan each time a receive finds no buffer, up to
+	// RingSlots, so a busy server grows what it needs and an idle one
+	// keeps little.
 	RingBuffers int
+	// RingSlots bounds the buffers an I/O thread may lend its ring; 0
+	// means 4096. A power of two, at most 32768.
+	RingSlots int
 	// SeqStart is the first sequence number of every connection's reads and
 	// writes. Tests start it just below the top of the range to drive real
 	// traffic through the wrap-around; other users leave it 0.
@@ -167,15 +175,16 @@ func New(cfg Config) (*Engine, error) {
 	e.backend = backend
 	e.group = g
 	e.env = sock.Env{
-		Group:     g,
-		Buffers:   e.buffers,
-		Counters:  &e.counters,
-		Linger:    cfg.Linger,
-		MaxReads:  cfg.MaxReads,
-		ReadChain: cfg.ReadChain,
-		NoDelay:   !cfg.Delay,
-		Shared:    cfg.SharedPoller,
-		Ring:      ring,
+		Group:       g,
+		Buffers:     e.buffers,
+		Counters:    &e.counters,
+		Linger:      cfg.Linger,
+		MaxReads:    cfg.MaxReads,
+		ReadChain:   cfg.ReadChain,
+		NoDelay:     !cfg.Delay,
+		Shared:      cfg.SharedPoller,
+		Ring:        ring,
+		RingBuffers: cmp.Or(cfg.RingBuffers, 64),
 
 		ReadSeqStart:  cfg.SeqStart,
 		WriteSeqStart: cfg.SeqStart,
@@ -240,9 +249,10 @@ func (e *Engine) Shutdown(timeout time.Duration) error {
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
-	ConnsOpen     int64 // connections between OnOpen and OnClose
-	ConnsTotal    int64 // connections ever opened
-	FDs           int64 // descriptors held by the engine (sockets; not the pollers')
+	Backend       Backend // the backend the engine runs on
+	ConnsOpen     int64   // connections between OnOpen and OnClose
+	ConnsTotal    int64   // connections ever opened
+	FDs           int64   // descriptors held by the engine (sockets; not the pollers')
 	BytesIn       int64
 	BytesOut      int64
 	Accepts       int64
@@ -257,13 +267,29 @@ type Stats struct {
 	// RingBuffers is how many of Buffers.InUse are lent to the I/O
 	// threads' buffer rings (BackendURing) rather than held by a
 	// connection or the user; see BuffersOut.
-	RingBuffers   int64
+	RingBuffers int64
+	// Ring sums the I/O threads' io_uring counters (zero on epoll):
+	// io_uring_enter calls, entries submitted, entries that waited for
+	// room in a submission queue, failed cancellations.
+	Ring          poller.RingStats
 	Panics        int64 // callbacks that panicked
 	CloseErrors   int64
 	Registrations int // sockets registered with the pollers
 	Buffers       pool.BufferStats
 	Threads       []pool.ThreadStats
 	Goroutines    int
+}
+
+func (e *Engine) ringStats() poller.RingStats {
+	var s poller.RingStats
+	for _, l := range e.group.Loops() {
+		r := l.Poller().RingStats()
+		s.Enters += r.Enters
+		s.Submitted += r.Submitted
+		s.Overflows += r.Overflows
+		s.Failed += r.Failed
+	}
+	return s
 }
 
 // BuffersOut is how many pooled buffers connections and the user hold:
@@ -274,6 +300,7 @@ func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers }
 func (e *Engine) Stats() Stats {
 	c := &e.counters
 	return Stats{
+		Backend:        e.backend,
 		ConnsOpen:      c.ConnsOpen.Load(),
 		ConnsTotal:     c.ConnsTotal.Load(),
 		FDs:            c.FDs.Load(),
@@ -285,6 +312,7 @@ func (e *Engine) Stats() Stats {
 		ReadsReordered: c.ReadsReordered.Load(),
 		RecvNoBuffers:  c.RecvNoBuffers.Load(),
 		RingBuffers:    c.RingBuffers.Load(),
+		Ring:           e.ringStats(),
 		Panics:         c.Panics.Load(),
 		CloseErrors:    c.CloseErrors.Load(),
 		Registrations:  e.group.Table().Len(),

@@ -115,3 +115,11 @@ type Event struct {
 // ReservedToken is the token of the poller's own wake-up channel. Callers
 // must not use it; Add and Modify reject it with ErrReservedToken.
 const ReservedToken uint64 = math.MaxUint64
+
+// RingStats counts a ring-backed poller's work (all zero for others).
+type RingStats struct {
+	Enters    uint64 // io_uring_enter calls
+	Submitted uint64 // entries submitted
+	Overflows uint64 // entries that waited for room in the queue
+	Failed    uint64 // poll removals and cancellations that failed
+}

@@ -33,3 +33,6 @@ func (p *Poller) WakeAll() error { return ErrNotImplemented }
 
 // Close returns ErrNotImplemented.
 func (p *Poller) Close() error { return ErrNotImplemented }
+
+// RingStats is zero: there is no ring on Windows.
+func (p *Poller) RingStats() RingStats { return RingStats{} }

@@ -693,14 +693,6 @@ func (p *Poller) BufferSlots() int {
 // IsRing reports whether the poller is ring-backed (made by NewURing).
 func (p *Poller) IsRing() bool { return p.r != nil }
 
-// RingStats counts a ring's work.
-type RingStats struct {
-	Enters    uint64 // io_uring_enter calls
-	Submitted uint64 // entries submitted
-	Overflows uint64 // entries that waited for room in the queue
-	Failed    uint64 // poll removals and cancellations that failed
-}
-
 // RingStats returns the ring's counters (zero for epoll).
 func (p *Poller) RingStats() RingStats {
 	if p.r == nil {

@@ -36,8 +36,12 @@ type Env struct {
 	// rings (poller.NewURing) and connections use completion mode: reads
 	// and writes are ring operations, with no system call of their own.
 	// Incompatible with Shared; ReadChain does not apply.
-	Ring  bool
-	rings []*recvRing // by loop ID, in completion mode
+	Ring bool
+	// RingBuffers is how many buffers each loop lends its ring at first
+	// (completion mode); the loop doubles them each time a receive finds
+	// none, up to the ring's slots. 0 means 1.
+	RingBuffers int
+	rings       []*recvRing // by loop ID, in completion mode
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
 	// range to drive real traffic through the wrap-around.

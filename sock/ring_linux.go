@@ -47,7 +47,8 @@ const (
 type recvRing struct {
 	p     *poller.Poller
 	mu    sync.Mutex
-	bufs  []*pool.Buffer
+	lent  int            // ids 0..lent-1 are in use; the rest wait for growth
+	bufs  []*pool.Buffer // by id; as long as the ring has slots
 	slots []uint16 // ring slot → id provided there last
 	where []int    // id → the slot it was provided in
 }
@@ -75,10 +76,7 @@ func (e *Env) startRings() error {
 		}
 		r := &recvRing{p: p, bufs: make([]*pool.Buffer, n), slots: make([]uint16, n), where: make([]int, n)}
 		r.mu.Lock()
-		for bid := range r.bufs {
-			r.provideLocked(uint16(bid), e.Buffers.Get())
-			e.Counters.RingBuffers.Add(1)
-		}
+		r.growLocked(e, min(max(e.RingBuffers, 1), n))
 		r.mu.Unlock()
 		e.rings[i] = r
 	}
@@ -102,6 +100,24 @@ func (e *Env) stopRings() {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// growLocked lends k more buffers, as far as the ring has slots.
+func (r *recvRing) growLocked(e *Env, k int) {
+	for k > 0 && r.lent < len(r.bufs) {
+		r.provideLocked(uint16(r.lent), e.Buffers.Get())
+		r.lent++
+		k--
+		e.Counters.RingBuffers.Add(1)
+	}
+}
+
+// grow doubles the buffers lent, up to the ring's slots: a receive found
+// none, so the loop's load needs more than it has.
+func (r *recvRing) grow(e *Env) {
+	r.mu.Lock()
+	r.growLocked(e, r.lent)
+	r.mu.Unlock()
 }
 
 // take removes the buffers a receive of n bytes filled, starting with id
@@ -179,9 +195,12 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		}
 		return
 	case res == -int32(unix.ENOBUFS):
-		// Every slot of the ring was in use at that moment; the slots are
-		// refilled as their completions are handled, so ask again.
+		// Every buffer lent was in use at that moment: lend more (up to
+		// the ring's slots) and ask again. Buffers are refilled as their
+		// completions are handled, so even a ring at its size succeeds on
+		// a later enter.
 		c.env.Counters.RecvNoBuffers.Add(1)
+		c.env.rings[c.loop.ID()].grow(c.env)
 		c.issueRecvLocked()
 		c.rmu.Unlock()
 		return

@@ -27,13 +27,12 @@ func requireRing(t *testing.T) {
 	}
 }
 
-// TestRingRecvRetriesWhenBuffersRunOut: with two buffers lent to the ring
-// and 64 connections sending at once, receives find the ring empty
-// (-ENOBUFS) and are queued again; every byte still comes back intact and
-// no buffer is lost.
+// TestRingRecvRetriesWhenBuffersRunOut: with a ring of two slots and 64
+// connections sending at once, receives find no buffer (-ENOBUFS) and are
+// queued again; every byte still comes back intact and no buffer is lost.
 func TestRingRecvRetriesWhenBuffersRunOut(t *testing.T) {
 	requireRing(t)
-	e, addr := listenEcho(t, reactor.Config{IOThreads: 1, Backend: reactor.BackendURing, RingBuffers: 2, BufferSize: 4096})
+	e, addr := listenEcho(t, reactor.Config{IOThreads: 1, Backend: reactor.BackendURing, RingBuffers: 1, RingSlots: 2, BufferSize: 4096})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 64 {
@@ -55,9 +54,41 @@ func TestRingRecvRetriesWhenBuffersRunOut(t *testing.T) {
 		t.Fatal("no receive found the ring empty: the retry path did not run")
 	}
 	if s.RingBuffers != 2 {
-		t.Fatalf("%d buffers lent to the ring, want 2", s.RingBuffers)
+		t.Fatalf("%d buffers lent to the ring, want 2 (grown from 1, capped by the slots)", s.RingBuffers)
 	}
 	t.Logf("receives retried for lack of buffers: %d", s.RecvNoBuffers)
+}
+
+// TestRingLoanGrowsWithLoad: a thread starts with one buffer lent and
+// doubles its loan whenever a receive finds none, so 64 busy connections
+// make it grow; it never lends more than the ring has slots.
+func TestRingLoanGrowsWithLoad(t *testing.T) {
+	requireRing(t)
+	e, addr := listenEcho(t, reactor.Config{IOThreads: 1, Backend: reactor.BackendURing, RingBuffers: 1, RingSlots: 64, BufferSize: 4096})
+	if n := e.Stats().RingBuffers; n != 1 {
+		t.Fatalf("%d buffers lent at start, want 1", n)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- echoOnce(addr, 64<<10, uint64(i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.Stats()
+	if s.RingBuffers <= 1 || s.RingBuffers > 64 || s.RingBuffers&(s.RingBuffers-1) != 0 {
+		t.Fatalf("%d buffers lent after the load, want a doubling of 1 up to 64", s.RingBuffers)
+	}
+	t.Logf("lent %d buffers after %d receives found none", s.RingBuffers, s.RecvNoBuffers)
 }
 
 // TestAutoBackendTakesTheRing: the default backend is io_uring where the

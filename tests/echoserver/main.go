@@ -81,6 +81,7 @@ func main() {
 
 // printStats writes the engine's counters, one per line.
 func printStats(w io.Writer, s reactor.Stats) {
+	fmt.Fprintf(w, "backend:              %v\n", s.Backend)
 	fmt.Fprintf(w, "connections total:    %d\n", s.ConnsTotal)
 	fmt.Fprintf(w, "connections open:     %d\n", s.ConnsOpen)
 	fmt.Fprintf(w, "accepts:              %d\n", s.Accepts)
@@ -93,7 +94,9 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "poller registrations: %d\n", s.Registrations)
 	fmt.Fprintf(w, "buffer size:          %d\n", s.Buffers.Size)
 	fmt.Fprintf(w, "buffers allocated:    %d\n", s.Buffers.Allocated)
-	fmt.Fprintf(w, "buffers in use:       %d\n", s.Buffers.InUse)
+	fmt.Fprintf(w, "buffers in use:       %d (lent to rings: %d)\n", s.Buffers.InUse, s.RingBuffers)
+	fmt.Fprintf(w, "ring enters:          %d (entries submitted %d, queue overflows %d, failed cancels %d)\n", s.Ring.Enters, s.Ring.Submitted, s.Ring.Overflows, s.Ring.Failed)
+	fmt.Fprintf(w, "recv without buffer:  %d\n", s.RecvNoBuffers)
 	fmt.Fprintf(w, "buffers peak:         %d\n", s.Buffers.Peak)
 	fmt.Fprintf(w, "buffer gets:          %d\n", s.Buffers.Gets)
 	fmt.Fprintf(w, "buffer releases:      %d\n", s.Buffers.Releases)

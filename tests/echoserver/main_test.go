@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/testutil"
 )
 
 // TestEchoServerBinary builds the binary, starts it on a free port, echoes
@@ -20,7 +23,8 @@ func TestEchoServerBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-io-threads", "2")
+	backend := testutil.WithTestBackend(reactor.Config{}).Backend
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-io-threads", "2", "-backend", backend.String())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +65,9 @@ func TestEchoServerBinary(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGINT: %v; stderr: %s", err, stderr.String())
+	}
+	if backend != reactor.BackendAuto && !strings.Contains(rest.String(), "backend:              "+backend.String()) {
+		t.Errorf("counters do not name backend %v:\n%s", backend, rest.String())
 	}
 	for _, want := range []string{"connections total:    1", "connections open:     0", "buffers in use:       0", "engine fds:           0"} {
 		if !strings.Contains(rest.String(), want) {
