@@ -15,7 +15,10 @@ func newPoller(b Backend, cfg Config) func() (*poller.Poller, error) {
 	}
 	slots := cfg.RingSlots
 	if slots <= 0 {
-		slots = 4096
+		slots = 1
+		for slots < max(cfg.RingBuffers, 64) {
+			slots *= 2
+		}
 	}
 	return func() (*poller.Poller, error) {
 		return poller.NewURing(poller.URingConfig{Buffers: slots})

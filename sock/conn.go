@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"io"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -43,14 +44,12 @@ type Conn struct {
 	loop *pool.Loop
 	env  *Env
 	h    Handler
-	// onWrite says h is a WriteHandler (asserted again only when a write
-	// completion is delivered, to keep the connection small).
-	onWrite bool
-	life    lifetime
+	life lifetime
+	// sched holds the posted work bits; dialing is set while an outbound
+	// connect is in progress.
 	sched   atomic.Uint32
-	// dialing is set while an outbound connect is in progress.
 	dialing atomic.Bool
-	ctx     atomic.Value
+	ctx     atomic.Pointer[ctxBox]
 
 	remote netip.AddrPort
 
@@ -69,7 +68,11 @@ type Conn struct {
 	reading  bool // performReads is looping: a new Read needs no task
 	// rinflight: a receive is queued on the ring (completion mode).
 	rinflight bool
-	rout      atomic.Int32
+	// onWrite says h is a WriteHandler (asserted again only when a write
+	// completion is delivered, to keep the connection small). Set once,
+	// before the connection is shared.
+	onWrite bool
+	rout    atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
 	// wholly taken by the kernel, oldest first (nil until a write queues).
@@ -114,9 +117,11 @@ var (
 	closedAbortively = &closeInfo{abortive: true}
 )
 
+// readDone is a performed read: a filled buffer, or end of stream (a
+// read that fails closes the connection instead of completing).
 type readDone struct {
 	b   *pool.Buffer
-	err error
+	eof bool
 }
 
 type writeDone struct {
@@ -199,12 +204,16 @@ func (c *Conn) dialAddr() string {
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
 
 // SetContext attaches a value of the user's to the connection.
-func (c *Conn) SetContext(v any) { c.ctx.Store(ctxBox{v}) }
+// It allocates a small box per call, which keeps the value out of the
+// connection's own size.
+func (c *Conn) SetContext(v any) { c.ctx.Store(&ctxBox{v}) }
 
 // Context returns the value given to SetContext, or nil.
 func (c *Conn) Context() any {
-	b, _ := c.ctx.Load().(ctxBox)
-	return b.v
+	if b := c.ctx.Load(); b != nil {
+		return b.v
+	}
+	return nil
 }
 
 // ctxBox lets SetContext store values of different types and nil.
@@ -572,7 +581,11 @@ func (c *Conn) callOpen() {
 
 func (c *Conn) callRead(d readDone) {
 	defer c.recoverCallback()
-	c.h.OnRead(c, d.b, d.err)
+	var err error
+	if d.eof {
+		err = io.EOF
+	}
+	c.h.OnRead(c, d.b, err)
 }
 
 func (c *Conn) callWrite(d writeDone) {

@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"io"
 	"os"
 	"slices"
 	"unsafe"
@@ -138,7 +137,7 @@ func (c *Conn) performReads(edge poller.Flags) {
 			return
 		case n == 0:
 			b.Release()
-			d.err = io.EOF
+			d.eof = true
 		default:
 			d.b = commitChain(b, n)
 			c.env.Counters.BytesIn.Add(int64(n))

@@ -2,7 +2,6 @@ package sock
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -49,8 +48,8 @@ type recvRing struct {
 	mu    sync.Mutex
 	lent  int            // ids 0..lent-1 are in use; the rest wait for growth
 	bufs  []*pool.Buffer // by id; as long as the ring has slots
-	slots []uint16 // ring slot → id provided there last
-	where []int    // id → the slot it was provided in
+	slots []uint16       // ring slot → id provided there last
+	where []int          // id → the slot it was provided in
 }
 
 // provideLocked lends b to the kernel under id bid.
@@ -215,7 +214,7 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		if b != nil {
 			b.Release()
 		}
-		d.err = io.EOF
+		d.eof = true
 	default:
 		if b == nil {
 			c.rmu.Unlock()

@@ -29,7 +29,8 @@ func main() {
 	busyPoll := flag.Duration("busy-poll", 0, "reactor, reactor-hop: how long an idle I/O thread polls before it sleeps (0 = never)")
 	bufSize := flag.Int("buffer-size", 16384, "reactor, reactor-hop: pooled buffer size; net: per-connection buffer size")
 	shared := flag.Bool("shared", false, "reactor, reactor-hop: all I/O threads wait on one shared poller")
-	ringBufs := flag.Int("ring-buffers", 0, "reactor, reactor-hop on io_uring: buffers each I/O thread lends its ring (0 = the engine's default)")
+	ringBufs := flag.Int("ring-buffers", 0, "reactor, reactor-hop on io_uring: buffers each I/O thread lends its ring at first (0 = the engine's default)")
+	ringSlots := flag.Int("ring-slots", 0, "reactor, reactor-hop on io_uring: most buffers an I/O thread may lend (0 = the engine's default)")
 	backend := flag.String("backend", "auto", "reactor, reactor-hop: auto (io_uring where allowed), epoll or uring")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
 	flag.Parse()
@@ -52,13 +53,14 @@ func main() {
 	switch *engine {
 	case "reactor", "reactor-hop":
 		bound, err = serveReactor(*addr, reactorOptions{
-			threads:  *threads,
-			busyPoll: *busyPoll,
-			bufSize:  *bufSize,
-			shared:   *shared,
-			hop:      *engine == "reactor-hop",
-			backend:  *backend,
-			ringBufs: *ringBufs,
+			threads:   *threads,
+			busyPoll:  *busyPoll,
+			bufSize:   *bufSize,
+			shared:    *shared,
+			hop:       *engine == "reactor-hop",
+			backend:   *backend,
+			ringBufs:  *ringBufs,
+			ringSlots: *ringSlots,
 		})
 	case "gnet":
 		bound, err = serveGnet(*addr, *threads)

@@ -9,13 +9,14 @@ import (
 
 // reactorOptions are the engine knobs the runner may pass through.
 type reactorOptions struct {
-	threads  int
-	busyPoll time.Duration
-	bufSize  int
-	shared   bool
-	hop      bool   // echo from worker goroutines (hopHandler), not on the I/O thread
-	backend  string // auto, epoll or uring
-	ringBufs int    // Config.RingBuffers
+	threads   int
+	busyPoll  time.Duration
+	bufSize   int
+	shared    bool
+	hop       bool   // echo from worker goroutines (hopHandler), not on the I/O thread
+	backend   string // auto, epoll or uring
+	ringBufs  int    // Config.RingBuffers
+	ringSlots int    // Config.RingSlots
 }
 
 // serveReactor serves echo with the engine's own echo service, the one the
@@ -30,6 +31,7 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 		SharedPoller: o.shared,
 		ReadChain:    4,
 		RingBuffers:  o.ringBufs,
+		RingSlots:    o.ringSlots,
 	}
 	var err error
 	if cfg.Backend, err = reactor.ParseBackend(o.backend); err != nil {
