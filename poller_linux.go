@@ -45,4 +45,7 @@ func autoBackend(cfg Config) Backend {
 	return BackendURing
 }
 
+// platformShared: on Linux the threads share a poller only when asked.
+func platformShared(cfg Config) bool { return cfg.SharedPoller }
+
 func platformSupported() error { return nil }

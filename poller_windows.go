@@ -1,17 +1,17 @@
 package reactor
 
 import (
-	"errors"
-
 	"github.com/ioreactor/reactor/poller"
 )
 
-// ErrWindowsNotSupported is returned by New on Windows until the IOCP
-// backend lands.
-var ErrWindowsNotSupported = errors.New("reactor: Windows is not supported yet (the IOCP backend is not built); New refuses rather than run without one")
-
+// On Windows the engine has one I/O completion port, shared by all its I/O
+// threads (pool's shared mode), whatever Config says.
 func newPoller(Backend, Config) func() (*poller.Poller, error) { return poller.New }
 
+// autoBackend: BackendAuto stands for IOCP on Windows.
 func autoBackend(Config) Backend { return BackendAuto }
 
-func platformSupported() error { return ErrWindowsNotSupported }
+// platformShared forces one port per engine.
+func platformShared(Config) bool { return true }
+
+func platformSupported() error { return nil }

@@ -84,6 +84,15 @@ type Config struct {
 	// thread (a receive that finds none is queued again) and keep the
 	// cache warm; raise both for bursts wider than that.
 	RingSlots int
+	// NoSkipOnSuccess switches off FILE_SKIP_COMPLETION_PORT_ON_SUCCESS on
+	// Windows. By default it is on when every TCP Winsock provider is an
+	// IFS provider, and per socket when the system accepts it; then an
+	// operation that completes at once is handled at once, without a
+	// packet. Stats.CompletionMode says what was chosen and why.
+	NoSkipOnSuccess bool
+	// Logf, if set, receives the engine's few log lines (on Windows, the
+	// completion mode chosen and why). nil logs nothing.
+	Logf func(format string, args ...any)
 	// SeqStart is the first sequence number of every connection's reads and
 	// writes. Tests start it just below the top of the range to drive real
 	// traffic through the wrap-around; other users leave it 0.
@@ -162,7 +171,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{buffers: pool.NewBuffers(cfg.BufferSize)}
 	pcfg := pool.Config{
 		Threads:  cfg.IOThreads,
-		Shared:   cfg.SharedPoller,
+		Shared:   platformShared(cfg),
 		Balancer: cfg.Balancer,
 		BusyPoll: cfg.BusyPoll,
 	}
@@ -185,9 +194,12 @@ func New(cfg Config) (*Engine, error) {
 		MaxReads:    cfg.MaxReads,
 		ReadChain:   cfg.ReadChain,
 		NoDelay:     !cfg.Delay,
-		Shared:      cfg.SharedPoller,
+		Shared:      platformShared(cfg),
 		Ring:        ring,
 		RingBuffers: cmp.Or(cfg.RingBuffers, 64),
+
+		NoSkipOnSuccess: cfg.NoSkipOnSuccess,
+		Logf:            cfg.Logf,
 
 		ReadSeqStart:  cfg.SeqStart,
 		WriteSeqStart: cfg.SeqStart,
@@ -271,6 +283,14 @@ type Stats struct {
 	// threads' buffer rings (BackendURing) rather than held by a
 	// connection or the user; see BuffersOut.
 	RingBuffers int64
+	// CompletionMode is, on Windows, whether skip-on-success is on and
+	// why ("on: all 2 TCP providers are IFS"); empty elsewhere.
+	CompletionMode string
+	// SkipSockets counts sockets on which skip-on-success took effect;
+	// InlineCompletions, operations handled at once without a packet;
+	// DuplicatePackets, packets dropped because their operation had
+	// already completed (Windows).
+	SkipSockets, InlineCompletions, DuplicatePackets int64
 	// Ring sums the I/O threads' io_uring counters (zero on epoll):
 	// io_uring_enter calls, entries submitted, entries that waited for
 	// room in a submission queue, failed cancellations.
@@ -281,6 +301,24 @@ type Stats struct {
 	Buffers       pool.BufferStats
 	Threads       []pool.ThreadStats
 	Goroutines    int
+}
+
+func completionMode(d sock.SkipDecision) string {
+	if d.Reason == "" {
+		return ""
+	}
+	if d.Skip {
+		return "on: " + d.Reason
+	}
+	return "off: " + d.Reason
+}
+
+func (e *Engine) duplicates() int64 {
+	var n uint64
+	for _, l := range e.group.Loops() {
+		n += l.Poller().Duplicates()
+	}
+	return int64(n)
 }
 
 func (e *Engine) ringStats() poller.RingStats {
@@ -316,11 +354,16 @@ func (e *Engine) Stats() Stats {
 		RecvNoBuffers:  c.RecvNoBuffers.Load(),
 		RingBuffers:    c.RingBuffers.Load(),
 		Ring:           e.ringStats(),
-		Panics:         c.Panics.Load(),
-		CloseErrors:    c.CloseErrors.Load(),
-		Registrations:  e.group.Table().Len(),
-		Buffers:        e.buffers.Stats(),
-		Threads:        e.group.Stats(),
-		Goroutines:     runtime.NumGoroutine(),
+
+		CompletionMode:    completionMode(e.env.Skip()),
+		SkipSockets:       c.SkipSockets.Load(),
+		InlineCompletions: c.InlineCompletions.Load(),
+		DuplicatePackets:  e.duplicates(),
+		Panics:            c.Panics.Load(),
+		CloseErrors:       c.CloseErrors.Load(),
+		Registrations:     e.group.Table().Len(),
+		Buffers:           e.buffers.Stats(),
+		Threads:           e.group.Stats(),
+		Goroutines:        runtime.NumGoroutine(),
 	}
 }

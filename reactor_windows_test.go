@@ -1,17 +1,37 @@
 package reactor_test
 
 import (
-	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ioreactor/reactor"
 )
 
-// TestNewRefusesOnWindows: until the IOCP backend lands, New says so
-// instead of handing out an engine that cannot work.
-func TestNewRefusesOnWindows(t *testing.T) {
-	e, err := reactor.New(reactor.Config{})
-	if !errors.Is(err, reactor.ErrWindowsNotSupported) || e != nil {
-		t.Fatalf("New on Windows = %v, %v; want nil, ErrWindowsNotSupported", e, err)
+// TestWindowsEngineSaysItsCompletionMode: the engine on Windows chooses
+// skip-on-success from the Winsock providers and says what it chose, in
+// the stats and in the log.
+func TestWindowsEngineSaysItsCompletionMode(t *testing.T) {
+	var logged []string
+	e, err := reactor.New(reactor.Config{IOThreads: 2, Logf: func(f string, a ...any) { logged = append(logged, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(5 * time.Second)
+	mode := e.Stats().CompletionMode
+	if !strings.HasPrefix(mode, "on: ") && !strings.HasPrefix(mode, "off: ") {
+		t.Fatalf("CompletionMode %q names no decision", mode)
+	}
+	if len(logged) == 0 {
+		t.Fatal("the completion mode was not logged")
+	}
+	t.Logf("completion mode: %s", mode)
+	off, err := reactor.New(reactor.Config{IOThreads: 1, NoSkipOnSuccess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Shutdown(5 * time.Second)
+	if m := off.Stats().CompletionMode; !strings.HasPrefix(m, "off: switched off") {
+		t.Fatalf("NoSkipOnSuccess gave %q", m)
 	}
 }

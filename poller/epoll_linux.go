@@ -308,3 +308,6 @@ func setToken(ev *unix.EpollEvent, token uint64) {
 func tokenOf(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
+
+// Duplicates is 0: epoll has no completion packets to duplicate.
+func (p *Poller) Duplicates() uint64 { return 0 }

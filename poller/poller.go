@@ -53,6 +53,11 @@
 // goroutines at the same time; the kernel object serialises them.
 package poller
 
+// The one binding x/sys lacks (GetQueuedCompletionStatusEx) is generated
+// from its //sys line in poller_windows.go. The directive lives here so
+// that it runs on any host: go generate skips _windows files elsewhere.
+//go:generate go run golang.org/x/sys/windows/mkwinsyscall -output zsyscall_windows.go poller_windows.go
+
 import "math"
 
 // Interest says which events a registration wants.
@@ -110,6 +115,10 @@ type Event struct {
 	Res   int32  // Done: the result, a count of bytes or a negated errno
 	Op    Op     // Done: the operation, as given when it was queued
 	Buf   uint16 // Buffer: the id of the provided buffer filled
+	// Err: a completion that failed, as a Win32 error (IOCP). Res still
+	// counts the bytes moved before the failure. Ring-backed pollers
+	// report failures in Res instead.
+	Err uint32
 }
 
 // ReservedToken is the token of the poller's own wake-up channel. Callers

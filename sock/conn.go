@@ -41,6 +41,7 @@ const (
 type Conn struct {
 	reg  pool.Registration
 	fd   sysfd
+	os   connOS // the platform's per-connection state (empty on Linux)
 	loop *pool.Loop
 	env  *Env
 	h    Handler
@@ -373,7 +374,7 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 	if !c.life.markClosed() {
 		panic("sock: connection closed without a reason")
 	}
-	if c.env.Ring {
+	if c.env.Ring || completionOnly {
 		// Operations in flight hold references; cancelling them lets the
 		// count reach zero. Done on the loop, where no lock is held.
 		c.schedule(schedCancel)
@@ -687,4 +688,24 @@ func (req *writeReq) free() {
 	req.bufs = req.bufs[:0]
 	req.bi, req.n, req.left = 0, 0, 0
 	writeReqs.Put(req)
+}
+
+// commitChain records n bytes read into the chain at b and releases the
+// buffers the read did not reach.
+func commitChain(b *pool.Buffer, n int) *pool.Buffer {
+	x := b
+	for {
+		k := min(n, x.Cap()-x.Len())
+		x.Commit(k)
+		n -= k
+		if n == 0 || x.Next() == nil {
+			break
+		}
+		x = x.Next()
+	}
+	if rest := x.Next(); rest != nil {
+		x.SetNext(nil)
+		rest.Release()
+	}
+	return b
 }

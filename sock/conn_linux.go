@@ -22,6 +22,17 @@ type iovecs = []unix.Iovec
 
 type msghdr = unix.Msghdr
 
+// startPlatform has nothing to decide on Linux.
+func (e *Env) startPlatform() error { return nil }
+
+// completionOnly is false: Linux has epoll's readiness path too (Env.Ring
+// picks completion mode).
+const completionOnly = false
+
+// connOS is empty on Linux: the ring's operations need no memory of their
+// own beyond writeReq.
+type connOS struct{}
+
 // iovMax is IOV_MAX on Linux: a writev takes at most this many buffers.
 // A write with more goes out in several writev calls, all under the
 // connection's write lock, so no other write's bytes come between them.
@@ -203,26 +214,6 @@ func (c *Conn) readInto(b *pool.Buffer) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
-}
-
-// commitChain records n bytes read into the chain at b and releases the
-// buffers the read did not reach.
-func commitChain(b *pool.Buffer, n int) *pool.Buffer {
-	x := b
-	for {
-		k := min(n, x.Cap()-x.Len())
-		x.Commit(k)
-		n -= k
-		if n == 0 || x.Next() == nil {
-			break
-		}
-		x = x.Next()
-	}
-	if rest := x.Next(); rest != nil {
-		x.SetNext(nil)
-		rest.Release()
-	}
-	return b
 }
 
 // enqueueLocked accepts req, which is stamped. With nothing queued ahead

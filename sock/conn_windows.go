@@ -1,7 +1,7 @@
 package sock
 
 import (
-	"net/netip"
+	"os"
 
 	"golang.org/x/sys/windows"
 
@@ -9,43 +9,107 @@ import (
 	"github.com/ioreactor/reactor/pool"
 )
 
-// The Windows half of the connection is the IOCP backend, which is not
-// built yet. Until then every entry point refuses with ErrNotSupported, and
-// reactor.New refuses before any of these can be reached.
+// The Windows half of conn_linux.go. On IOCP a connection is always in
+// completion mode (iocp_windows.go holds the operations); the readiness
+// path of epoll has no counterpart.
 
 type sysfd = windows.Handle
 
 type iovecs = []windows.WSABuf
 
+// msghdr is unused on Windows: WSASend takes the WSABUF array itself.
 type msghdr = struct{}
 
+// iovMax bounds the WSABUFs one WSASend gathers. Winsock has no IOV_MAX;
+// the bound keeps one send's array, and the time the kernel holds it, in
+// proportion.
+const iovMax = 1024
+
+// completionOnly: on a completion port every connection is in completion
+// mode.
+const completionOnly = true
+
+// connOS holds the connection's overlapped operations, made when the
+// connection registers.
+type connOS struct{ io *connIO }
+
+// Buffer rings are io_uring's; Windows has none.
 type recvRing struct{}
 
 func (e *Env) startRings() error { return ErrNotSupported }
 func (e *Env) stopRings()        {}
-func (c *Conn) cancelOps()       {}
 
-func (c *Conn) readIssuedLocked()              {}
+// performReads belongs to epoll's readiness path.
 func (c *Conn) performReads(edge poller.Flags) {}
-func (c *Conn) shutdownWriteLocked() error     { return ErrNotSupported }
-func (c *Conn) closeDescriptor(abortive bool)  {}
-func (c *Conn) enqueueLocked(req *writeReq)    { c.completeWriteLocked(req, ErrNotSupported) }
-func (ln *Listener) acceptOne() acceptResult   { return acceptDrained }
-func (ln *Listener) closeDescriptor()          {}
 
-// Listen is not supported on Windows yet.
-func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error) {
-	return nil, ErrNotSupported
+// HandleEvent implements pool.Handler: every event on a port is a
+// completion, and its operation holds a reference of its own.
+func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {
+	if ev.Flags&poller.Done != 0 {
+		c.handleCompletion(ev)
+	}
 }
 
-// Dial is not supported on Windows yet.
-func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
-	return nil, ErrNotSupported
+// readIssuedLocked runs, under rmu, after Read stamped a new read.
+func (c *Conn) readIssuedLocked() { c.issueRecvLocked() }
+
+// enqueueLocked accepts req, which is stamped: it joins the queue, and a
+// send starts unless one is in flight.
+func (c *Conn) enqueueLocked(req *writeReq) {
+	c.wqLen.Add(1)
+	if req.left == 0 && c.queueEmptyLocked() {
+		c.wqLen.Add(-1)
+		c.completeWriteLocked(req, nil)
+		if c.onWrite {
+			c.schedule(schedDeliver)
+		}
+		return
+	}
+	c.pushLocked(req)
+	c.issueSendLocked()
 }
 
-// HandleEvent implements pool.Handler.
-func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {}
+func (c *Conn) shutdownWriteLocked() error {
+	if err := windows.Shutdown(c.fd, windows.SHUT_WR); err != nil {
+		return os.NewSyscallError("shutdown", err)
+	}
+	return nil
+}
 
-func localAddr(fd sysfd) netip.AddrPort { return netip.AddrPort{} }
+// closeDescriptor removes the token and closes the socket: with
+// SO_LINGER 0 when abortive, so the peer gets a reset. No operation is in
+// flight any more (each held a reference), but CancelIoEx first costs
+// nothing and is what Wine needs before closesocket.
+func (c *Conn) closeDescriptor(abortive bool) {
+	c.loop.Table().Remove(&c.reg)
+	c.loop.AddLoad(-1)
+	if abortive {
+		if err := windows.SetsockoptLinger(c.fd, windows.SOL_SOCKET, windows.SO_LINGER, &windows.Linger{Onoff: 1, Linger: 0}); err != nil {
+			c.env.Counters.CloseErrors.Add(1)
+		}
+	}
+	windows.CancelIoEx(c.fd, nil)
+	closeFD(c.env, c.fd)
+}
 
-type rawSockaddr = windows.RawSockaddrAny
+// register publishes c in the token table, associates its socket with the
+// port under that token, turns skip-on-success on if the engine chose it
+// (recording what the system answered for this socket) and makes its
+// operations.
+func (c *Conn) register() error {
+	tok := c.loop.Table().Insert(&c.reg, c)
+	if err := c.loop.Poller().Add(c.fd, tok, 0); err != nil {
+		c.loop.Table().Remove(&c.reg)
+		return err
+	}
+	io := newConnIO(c)
+	if c.env.skip.Skip {
+		io.skip = setSkip(c.fd)
+		if io.skip {
+			c.env.Counters.SkipSockets.Add(1)
+		}
+	}
+	c.os.io = io
+	c.loop.AddLoad(1)
+	return nil
+}

@@ -42,6 +42,14 @@ type Env struct {
 	// none, up to the ring's slots. 0 means 1.
 	RingBuffers int
 	rings       []*recvRing // by loop ID, in completion mode
+
+	// NoSkipOnSuccess switches FILE_SKIP_COMPLETION_PORT_ON_SUCCESS off
+	// (Windows). It is on by default where every TCP provider is IFS.
+	NoSkipOnSuccess bool
+	skip            SkipDecision // the engine's decision (Windows), made by Start
+	// Logf, if set, receives the engine's few log lines (the completion
+	// mode chosen and why).
+	Logf func(format string, args ...any)
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
 	// range to drive real traffic through the wrap-around.
@@ -49,9 +57,13 @@ type Env struct {
 }
 
 // Start prepares what the sockets need from the group's loops: in
-// completion mode, each loop's buffer ring is filled. Call it once, after
-// the group is made and before any socket.
+// completion mode on Linux, each loop's buffer ring is filled; on Windows,
+// the completion mode is chosen. Call it once, after the group is made and
+// before any socket.
 func (e *Env) Start() error {
+	if err := e.startPlatform(); err != nil {
+		return err
+	}
 	if !e.Ring {
 		return nil
 	}
@@ -59,6 +71,22 @@ func (e *Env) Start() error {
 		return fmt.Errorf("sock: completion mode (Ring) cannot share one poller between threads")
 	}
 	return e.startRings()
+}
+
+// SkipDecision is the IOCP completion mode an engine chose, and why.
+type SkipDecision struct {
+	Skip   bool   // skip-on-success is on
+	Reason string // e.g. "all 2 TCP providers are IFS", or what stopped it
+}
+
+// Skip reports the completion mode chosen by Start (Windows; the zero
+// value elsewhere).
+func (e *Env) Skip() SkipDecision { return e.skip }
+
+func (e *Env) logf(format string, args ...any) {
+	if e.Logf != nil {
+		e.Logf(format, args...)
+	}
 }
 
 // Stop releases what Start took. Call it after the group has stopped.
@@ -114,4 +142,9 @@ type Counters struct {
 	// RingBuffers is how many pooled buffers are lent to the loops'
 	// buffer rings (completion mode): in use, but held by no connection.
 	RingBuffers atomic.Int64
+	// SkipSockets counts sockets on which skip-on-success took effect
+	// (Windows); InlineCompletions counts operations that completed at
+	// once and were handled without a packet.
+	SkipSockets       atomic.Int64
+	InlineCompletions atomic.Int64
 }

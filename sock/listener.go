@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 )
 
@@ -49,6 +48,7 @@ type Listener struct {
 	paused  bool // waiting for the back-off timer
 	timer   pool.Timer
 	rsa     rawSockaddr // accept's address buffer, guarded by mu
+	os      listenerOS  // the platform's accept state (Windows: AcceptEx operations)
 	rsaLen  uint32
 }
 
@@ -63,6 +63,7 @@ func (ln *Listener) Close() error {
 	if !ln.life.markClosed() {
 		return ErrClosed
 	}
+	ln.cancelPending()
 	ln.decref()
 	return nil
 }
@@ -86,12 +87,6 @@ func (t listenerTeardown) RunTask(*pool.Loop) {
 	close(ln.done)
 }
 
-// RunTask implements pool.Task: accept what an earlier burst left.
-func (ln *Listener) RunTask(*pool.Loop) { ln.acceptSome() }
-
-// HandleEvent implements pool.Handler.
-func (ln *Listener) HandleEvent(*pool.Loop, *poller.Event) { ln.acceptSome() }
-
 // resume runs when the back-off timer fires.
 func (ln *Listener) resume() {
 	ln.mu.Lock()
@@ -99,36 +94,3 @@ func (ln *Listener) resume() {
 	ln.mu.Unlock()
 	ln.acceptSome()
 }
-
-func (ln *Listener) acceptSome() {
-	if !ln.life.incref() {
-		return
-	}
-	defer ln.decref()
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if ln.paused {
-		return
-	}
-	for i := 0; i < acceptBurst; i++ {
-		switch ln.acceptOne() {
-		case acceptDrained:
-			return
-		case acceptPause:
-			ln.env.Counters.AcceptBackoff.Add(1)
-			ln.backoff = min(max(2*ln.backoff, acceptBackoffMin), acceptBackoffMax)
-			ln.paused = true
-			ln.loop.ArmTimer(&ln.timer, ln.backoff)
-			return
-		}
-	}
-	ln.loop.Post(ln)
-}
-
-type acceptResult uint8
-
-const (
-	acceptTaken   acceptResult = iota // a connection, or a failure of that one client: go on
-	acceptDrained                     // the queue is empty: wait for the next edge
-	acceptPause                       // out of descriptors or memory: back off
-)

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
 )
 
 // Listen binds addr and starts accepting on a loop of env's group. Every
@@ -138,3 +139,48 @@ func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// RunTask implements pool.Task: accept what an earlier burst left.
+func (ln *Listener) RunTask(*pool.Loop) { ln.acceptSome() }
+
+// HandleEvent implements pool.Handler.
+func (ln *Listener) HandleEvent(*pool.Loop, *poller.Event) { ln.acceptSome() }
+
+// listenerOS is empty on Linux: accept4 needs no state beyond rsa.
+type listenerOS struct{}
+
+// cancelPending has nothing to do on Linux: no accept is in flight.
+func (ln *Listener) cancelPending() {}
+
+func (ln *Listener) acceptSome() {
+	if !ln.life.incref() {
+		return
+	}
+	defer ln.decref()
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.paused {
+		return
+	}
+	for i := 0; i < acceptBurst; i++ {
+		switch ln.acceptOne() {
+		case acceptDrained:
+			return
+		case acceptPause:
+			ln.env.Counters.AcceptBackoff.Add(1)
+			ln.backoff = min(max(2*ln.backoff, acceptBackoffMin), acceptBackoffMax)
+			ln.paused = true
+			ln.loop.ArmTimer(&ln.timer, ln.backoff)
+			return
+		}
+	}
+	ln.loop.Post(ln)
+}
+
+type acceptResult uint8
+
+const (
+	acceptTaken   acceptResult = iota // a connection, or a failure of that one client: go on
+	acceptDrained                     // the queue is empty: wait for the next edge
+	acceptPause                       // out of descriptors or memory: back off
+)

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
 	"github.com/ioreactor/reactor/internal/testutil"
+	"github.com/ioreactor/reactor/sock"
 )
 
 // TestListenReusePort: with ReusePort two listeners share a port and both
@@ -17,12 +17,26 @@ import (
 func TestListenReusePort(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	h := &echo.Handler{}
+	if !reusePortExists {
+		a, err := e.Listen("127.0.0.1:0", h, reactor.ListenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if _, err := e.Listen(a.Addr().String(), h, reactor.ListenOptions{}); !isAddrInUse(err) {
+			t.Fatalf("second Listen on a bound port: %v, want address in use", err)
+		}
+		if _, err := e.Listen("127.0.0.1:0", h, reactor.ListenOptions{ReusePort: true}); !errors.Is(err, sock.ErrNotSupported) {
+			t.Fatalf("ReusePort where the system has no SO_REUSEPORT: %v, want ErrNotSupported", err)
+		}
+		return
+	}
 	a, err := e.Listen("127.0.0.1:0", h, reactor.ListenOptions{ReusePort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := a.Addr().String()
-	if _, err := e.Listen(addr, h, reactor.ListenOptions{}); !errors.Is(err, syscall.EADDRINUSE) {
+	if _, err := e.Listen(addr, h, reactor.ListenOptions{}); !isAddrInUse(err) {
 		t.Fatalf("second Listen without ReusePort: %v, want EADDRINUSE", err)
 	}
 	b, err := e.Listen(addr, h, reactor.ListenOptions{ReusePort: true})

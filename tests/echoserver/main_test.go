@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 // TestEchoServerBinary builds the binary, starts it on a free port, echoes
 // through it, stops it with SIGINT and checks its exit and its counters.
 func TestEchoServerBinary(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows cannot deliver SIGINT to another process (os.Process.Signal(os.Interrupt) is unimplemented), which is how this test stops the server; and under Wine the test has no go command to build it. The engine's shutdown on Windows is covered by sock's TestShutdownClosesEverything")
+	}
 	bin := filepath.Join(t.TempDir(), "echoserver")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

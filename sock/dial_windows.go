@@ -1,0 +1,189 @@
+package sock
+
+import (
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
+)
+
+// The Windows half of dial_linux.go: ConnectEx on a bound socket, issued
+// from the connection's I/O thread.
+
+type connectOp struct {
+	poller.Operation
+	c  *Conn
+	sa windows.RawSockaddrAny // the address, reachable for the call
+	// Set by the issuer when the connect completed (or failed) at once.
+	inlineErr uint32
+}
+
+// Dial starts a connect to addr. Failures known at once (a bad address,
+// no socket, a failed bind) are returned and leave nothing behind;
+// otherwise OnOpen follows, or OnClose with a *DialError.
+func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSocket(a)
+	if err != nil {
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	env.Counters.FDs.Add(1)
+	if env.NoDelay {
+		setNoDelay(s) // best effort: a failure costs latency, not data
+	}
+	// ConnectEx wants a bound socket.
+	if err := windows.Bind(s, anySockaddr(a)); err != nil {
+		closeFD(env, s)
+		env.Counters.DialFailures.Add(1)
+		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("bind", err)}
+	}
+	c := newConn(env, env.Group.Pick(), s, h)
+	c.extra().addr = addr
+	c.remote = a
+	c.dialing.Store(true)
+	if err := c.register(); err != nil {
+		closeFD(env, s)
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	putSockaddr(&c.os.io.cop.sa, a)
+	if o.Timeout > 0 {
+		c.loop.ArmTimer(&c.extra().connectTimer, o.Timeout)
+	}
+	// Issued from the I/O thread, never from the caller's: I/O issued by
+	// a thread that later blocks has been seen to complete late.
+	c.life.acquire() // the task's reference, handed to the operation
+	c.loop.Post(connectIssue{c})
+	return c, nil
+}
+
+type connectIssue struct{ c *Conn }
+
+func (t connectIssue) RunTask(*pool.Loop) { t.c.issueConnect() }
+
+// issueConnect runs on the loop with a reference that the operation takes
+// over.
+func (c *Conn) issueConnect() {
+	op := &c.os.io.cop
+	c.rmu.Lock() // orders the issue against cancelOps, like a receive
+	if c.life.closed() {
+		c.rmu.Unlock()
+		c.decref()
+		return
+	}
+	fn, err := connectEx(c.fd, int(op.sa.Addr.Family))
+	if err != nil {
+		c.rmu.Unlock()
+		c.decref()
+		c.env.Counters.DialFailures.Add(1)
+		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
+		return
+	}
+	op.Arm()
+	// unsafe: op.sa and op.Overlapped live in the connection's connIO,
+	// reachable until the packet is handled; the call reads the address
+	// before it returns.
+	r, _, e := syscall.SyscallN(fn, uintptr(c.fd), uintptr(unsafe.Pointer(&op.sa)), uintptr(sockaddrLen(&op.sa)), 0, 0, 0, uintptr(unsafe.Pointer(&op.Overlapped)))
+	c.rmu.Unlock()
+	switch {
+	case r == 0 && e == windows.ERROR_IO_PENDING:
+	case r != 0 && !c.os.io.skip:
+	case op.Complete():
+		op.inlineErr = 0
+		if r == 0 {
+			op.inlineErr = uint32(e)
+			if e == 0 {
+				op.inlineErr = uint32(windows.ERROR_GEN_FAILURE)
+			}
+		}
+		c.env.Counters.InlineCompletions.Add(1)
+		c.loop.Post(op)
+	}
+}
+
+// RunTask implements pool.Task for a connect that completed at once.
+func (op *connectOp) RunTask(*pool.Loop) { op.c.connectDone(op.inlineErr) }
+
+// connectDone handles the connect's completion and drops its reference.
+func (c *Conn) connectDone(errno uint32) {
+	defer c.decref()
+	if errno != 0 {
+		c.env.Counters.DialFailures.Add(1)
+		c.fail(&DialError{Addr: c.dialAddr(), Err: os.NewSyscallError("ConnectEx", windows.Errno(errno))})
+		return
+	}
+	// Makes getpeername, shutdown and the like work on the socket (Wine
+	// ignores it; Windows needs it).
+	if err := windows.Setsockopt(c.fd, windows.SOL_SOCKET, windows.SO_UPDATE_CONNECT_CONTEXT, nil, 0); err != nil {
+		c.env.Counters.DialFailures.Add(1)
+		c.fail(&DialError{Addr: c.dialAddr(), Err: os.NewSyscallError("setsockopt", err)})
+		return
+	}
+	if !c.dialing.CompareAndSwap(true, false) {
+		return
+	}
+	if x := c.x.Load(); x != nil {
+		c.loop.StopTimer(&x.connectTimer)
+	}
+	c.open()
+}
+
+// connectEx returns ConnectEx's address for a family, fetched once per
+// family on a real socket of the engine's (not a throwaway one: the
+// pointer belongs to the socket's provider).
+func connectEx(s windows.Handle, family int) (uintptr, error) {
+	connectExMu.Lock()
+	defer connectExMu.Unlock()
+	if fn := connectExFns[family]; fn != 0 {
+		return fn, nil
+	}
+	var fn uintptr
+	var n uint32
+	// unsafe: the GUID and fn are passed by pointer for the call.
+	err := windows.WSAIoctl(s, windows.SIO_GET_EXTENSION_FUNCTION_POINTER,
+		(*byte)(unsafe.Pointer(&windows.WSAID_CONNECTEX)), uint32(unsafe.Sizeof(windows.WSAID_CONNECTEX)),
+		(*byte)(unsafe.Pointer(&fn)), uint32(unsafe.Sizeof(fn)), &n, nil, 0)
+	if err != nil {
+		return 0, os.NewSyscallError("WSAIoctl", err)
+	}
+	connectExFns[family] = fn
+	return fn, nil
+}
+
+var (
+	connectExMu  sync.Mutex
+	connectExFns = map[int]uintptr{}
+)
+
+// putSockaddr writes a into rsa in Winsock's layout (port in network byte
+// order).
+func putSockaddr(rsa *windows.RawSockaddrAny, a netip.AddrPort) {
+	if a.Addr().Is4() {
+		sa := (*windows.RawSockaddrInet4)(unsafe.Pointer(rsa)) // an IPv4 address fits the any-buffer
+		sa.Family = windows.AF_INET
+		sa.Addr = a.Addr().As4()
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(a.Port()>>8), byte(a.Port())
+		return
+	}
+	sa := (*windows.RawSockaddrInet6)(unsafe.Pointer(rsa)) // so does an IPv6 one
+	sa.Family = windows.AF_INET6
+	sa.Addr = a.Addr().As16()
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p[0], p[1] = byte(a.Port()>>8), byte(a.Port())
+}
+
+func sockaddrLen(rsa *windows.RawSockaddrAny) int32 {
+	if rsa.Addr.Family == windows.AF_INET {
+		return int32(unsafe.Sizeof(windows.RawSockaddrInet4{}))
+	}
+	return int32(unsafe.Sizeof(windows.RawSockaddrInet6{}))
+}

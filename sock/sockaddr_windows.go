@@ -1,0 +1,97 @@
+package sock
+
+import (
+	"net/netip"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// The Windows half of sockaddr_linux.go: addresses and socket creation on
+// Winsock.
+
+func family(a netip.AddrPort) int {
+	if a.Addr().Is4() {
+		return windows.AF_INET
+	}
+	return windows.AF_INET6
+}
+
+func toSockaddr(a netip.AddrPort) windows.Sockaddr {
+	if a.Addr().Is4() {
+		return &windows.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
+	}
+	return &windows.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
+}
+
+// anySockaddr is the wildcard address of a's family, port 0: ConnectEx
+// needs a bound socket.
+func anySockaddr(a netip.AddrPort) windows.Sockaddr {
+	if a.Addr().Is4() {
+		return &windows.SockaddrInet4{}
+	}
+	return &windows.SockaddrInet6{}
+}
+
+func fromSockaddr(sa windows.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *windows.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *windows.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// newSocket makes an overlapped, non-inheritable TCP socket for a's family.
+func newSocket(a netip.AddrPort) (windows.Handle, error) {
+	s, err := windows.WSASocket(int32(family(a)), windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0,
+		windows.WSA_FLAG_OVERLAPPED|windows.WSA_FLAG_NO_HANDLE_INHERIT)
+	if err != nil {
+		return windows.InvalidHandle, os.NewSyscallError("WSASocket", err)
+	}
+	return s, nil
+}
+
+func localAddr(s windows.Handle) netip.AddrPort {
+	sa, err := windows.Getsockname(s)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return fromSockaddr(sa)
+}
+
+func setNoDelay(s windows.Handle) error {
+	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
+}
+
+// rawSockaddr is Winsock's socket-address buffer.
+type rawSockaddr = windows.RawSockaddrAny
+
+// rawToAddrPort reads an IPv4 or IPv6 socket address (port in network
+// byte order, as Winsock writes it).
+func rawToAddrPort(rsa *windows.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case windows.AF_INET:
+		sa := (*windows.RawSockaddrInet4)(unsafe.Pointer(rsa)) // the family says this is its layout
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case windows.AF_INET6:
+		sa := (*windows.RawSockaddrInet6)(unsafe.Pointer(rsa)) // the family says this is its layout
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
+// closeFD closes a socket the engine opened and counts it.
+func closeFD(env *Env, s windows.Handle) {
+	if err := windows.Closesocket(s); err != nil {
+		env.Counters.CloseErrors.Add(1)
+	}
+	env.Counters.FDs.Add(-1)
+}
