@@ -53,7 +53,7 @@ type connIO struct {
 type recvOp struct {
 	poller.Operation
 	c     *Conn
-	busy  bool // under rmu
+	busy  bool         // under rmu
 	b     *pool.Buffer // the buffer, or the head of a chain, being filled
 	room  int
 	wsa   [maxReadChain]windows.WSABuf
