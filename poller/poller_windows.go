@@ -155,7 +155,13 @@ func (p *Poller) Wait(events []Event, msec int) (int, error) {
 		// first field of an Operation that its owner keeps reachable until
 		// this packet is handled (the contract of Operation).
 		op := (*Operation)(unsafe.Pointer(e.overlapped))
-		if op == nil || !op.Complete() {
+		// Two guards against a packet that is not this operation's
+		// current completion: one for an operation already completed
+		// (the state), one for an operation issued again since (the
+		// kernel writes the final status into the OVERLAPPED before it
+		// queues the packet, so an incarnation still in flight reads
+		// STATUS_PENDING there).
+		if op == nil || windows.NTStatus(op.Internal) == windows.STATUS_PENDING || !op.Complete() {
 			p.duplicates.Add(1)
 			continue
 		}

@@ -254,6 +254,26 @@ func TestPortDuplicatePacketIsDropped(t *testing.T) {
 	if d := p.Duplicates(); d != 1 {
 		t.Fatalf("%d duplicates counted, want 1", d)
 	}
+	// A packet that arrives after the operation was issued again (its
+	// OVERLAPPED reads STATUS_PENDING while the new request is in flight)
+	// is not taken for the new request's completion.
+	op.Arm()
+	op.Internal = uintptr(windows.STATUS_PENDING)
+	if err := p.Post(9, op, 4); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(guard); p.Duplicates() < 2 && time.Now().Before(deadline); {
+		if ev := waitEvents(t, p, 50); len(ev) != 0 {
+			t.Fatalf("a stale packet completed the operation's next request: %+v", ev)
+		}
+	}
+	if d := p.Duplicates(); d != 2 {
+		t.Fatalf("%d duplicates counted, want 2", d)
+	}
+	op.Internal = 0
+	if !op.Complete() {
+		t.Fatal("the request in flight lost its completion to the stale packet")
+	}
 	// An operation completed by its owner (inline) is not completed again.
 	op.Arm()
 	if !op.Complete() || op.Complete() {

@@ -1,7 +1,13 @@
 package sock_test
 
 import (
+	"context"
 	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
 
 	"golang.org/x/sys/windows"
 )
@@ -11,3 +17,53 @@ import (
 const reusePortExists = false
 
 func isAddrInUse(err error) bool { return errors.Is(err, windows.WSAEADDRINUSE) }
+
+// fullListener makes a raw listener of backlog 0 that never accepts and
+// fills its queue, so that a later connect stays pending: the kernel
+// drops its SYN. Wine runs on the host's TCP stack, which does that; a
+// Windows stack that answers a full queue with a reset instead cannot
+// hold a loopback connect pending, and the test says so and skips.
+func fullListener(t *testing.T) (string, func()) {
+	t.Helper()
+	fd, err := windows.Socket(windows.AF_INET, windows.SOCK_STREAM, windows.IPPROTO_TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := windows.Bind(fd, &windows.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := windows.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := windows.Getsockname(fd)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*windows.SockaddrInet4).Port))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	refused := make(chan struct{}, 8)
+	for range 4 { // backlog 0 admits one; a few more make sure
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Timeout: 30 * time.Second}
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				<-ctx.Done()
+				c.Close()
+			} else if ctx.Err() == nil {
+				refused <- struct{}{}
+			}
+		}()
+	}
+	cleanup := func() {
+		cancel()
+		windows.Closesocket(fd)
+		wg.Wait()
+	}
+	select {
+	case <-refused:
+		cleanup()
+		t.Skip("this stack refuses connects to a full accept queue instead of dropping them: a loopback connect cannot be held pending")
+	case <-time.After(300 * time.Millisecond):
+	}
+	return addr, cleanup
+}

@@ -1,0 +1,8 @@
+package sock
+
+// InjectDuplicateSend posts a second packet for c's send operation, as a
+// provider that queued one despite skip-on-success would. The port must
+// drop it: the operation has completed.
+func InjectDuplicateSend(c *Conn) error {
+	return c.loop.Poller().Post(c.reg.Token(), &c.os.io.wop.Operation, 1)
+}
