@@ -41,4 +41,3 @@ func fullListener(t *testing.T) (string, func()) {
 		unix.Close(fd)
 	}
 }
-
