@@ -45,6 +45,17 @@ func autoBackend(cfg Config) Backend {
 	return BackendURing
 }
 
+// platformBackend resolves Config.Backend for Linux.
+func platformBackend(cfg Config) (Backend, error) {
+	switch cfg.Backend {
+	case BackendAuto:
+		return autoBackend(cfg), nil
+	case BackendIOCP:
+		return 0, errors.New("reactor: BackendIOCP is Windows' backend; on Linux choose auto, epoll or uring")
+	}
+	return cfg.Backend, nil
+}
+
 // platformShared: on Linux the threads share a poller only when asked.
 func platformShared(cfg Config) bool { return cfg.SharedPoller }
 

@@ -1,6 +1,8 @@
 package reactor
 
 import (
+	"fmt"
+
 	"github.com/ioreactor/reactor/poller"
 )
 
@@ -8,8 +10,14 @@ import (
 // threads (pool's shared mode), whatever Config says.
 func newPoller(Backend, Config) func() (*poller.Poller, error) { return poller.New }
 
-// autoBackend: BackendAuto stands for IOCP on Windows.
-func autoBackend(Config) Backend { return BackendAuto }
+// platformBackend: Windows has IOCP alone.
+func platformBackend(cfg Config) (Backend, error) {
+	switch cfg.Backend {
+	case BackendAuto, BackendIOCP:
+		return BackendIOCP, nil
+	}
+	return 0, fmt.Errorf("reactor: backend %v is Linux's; Windows runs on IOCP (auto or iocp)", cfg.Backend)
+}
 
 // platformShared forces one port per engine.
 func platformShared(Config) bool { return true }

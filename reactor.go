@@ -120,6 +120,9 @@ const (
 	// ReadChain does not apply. New fails with an error wrapping
 	// poller.ErrNotSupported where the kernel refuses io_uring.
 	BackendURing
+	// BackendIOCP: I/O completion ports, the one backend on Windows
+	// (Engine.Backend reports it there; naming it on Linux is an error).
+	BackendIOCP
 )
 
 func (b Backend) String() string {
@@ -130,18 +133,20 @@ func (b Backend) String() string {
 		return "epoll"
 	case BackendURing:
 		return "uring"
+	case BackendIOCP:
+		return "iocp"
 	}
 	return fmt.Sprintf("Backend(%d)", uint8(b))
 }
 
 // ParseBackend reads "auto", "epoll" or "uring" (for flags).
 func ParseBackend(s string) (Backend, error) {
-	for _, b := range []Backend{BackendAuto, BackendEpoll, BackendURing} {
+	for _, b := range []Backend{BackendAuto, BackendEpoll, BackendURing, BackendIOCP} {
 		if b.String() == s {
 			return b, nil
 		}
 	}
-	return 0, fmt.Errorf("reactor: unknown backend %q (want auto, epoll or uring)", s)
+	return 0, fmt.Errorf("reactor: unknown backend %q (want auto, epoll, uring or iocp)", s)
 }
 
 // Engine owns the I/O threads, the buffer pool and every socket made
@@ -175,9 +180,9 @@ func New(cfg Config) (*Engine, error) {
 		Balancer: cfg.Balancer,
 		BusyPoll: cfg.BusyPoll,
 	}
-	backend := cfg.Backend
-	if backend == BackendAuto {
-		backend = autoBackend(cfg)
+	backend, err := platformBackend(cfg)
+	if err != nil {
+		return nil, err
 	}
 	g, err := pool.NewGroup(pcfg, newPoller(backend, cfg))
 	if err != nil {
@@ -229,8 +234,7 @@ func (e *Engine) Dial(addr string, h Handler, o DialOptions) (*Conn, error) {
 	return sock.Dial(&e.env, addr, h, o)
 }
 
-// Backend is the backend the engine runs on (never BackendAuto; on
-// Windows, BackendAuto stands for IOCP).
+// Backend is the backend the engine runs on (never BackendAuto).
 func (e *Engine) Backend() Backend { return e.backend }
 
 // Buffers is the engine's buffer pool.
