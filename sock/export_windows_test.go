@@ -6,3 +6,10 @@ package sock
 func InjectDuplicateSend(c *Conn) error {
 	return c.loop.Poller().Post(c.reg.Token(), &c.os.io.wop.Operation, 1)
 }
+
+// SetAcceptHook makes the next accepts complete with the errors f returns.
+func SetAcceptHook(f func(errno uint32) uint32) (restore func()) {
+	old := testHookAcceptDone
+	testHookAcceptDone = f
+	return func() { testHookAcceptDone = old }
+}

@@ -2,6 +2,7 @@ package sock_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"io"
 	"net"
 	"strings"
@@ -162,5 +163,46 @@ func TestInjectedDuplicateCompletionIsDropped(t *testing.T) {
 	case err := <-closes:
 		t.Fatalf("a second OnClose: %v", err)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestAcceptFailureOfOneClientRepostsTheAccept: accepts that complete with
+// WSAECONNRESET or ERROR_NETNAME_DELETED (a client that reset before the
+// accept finished; injected, as Wine cannot produce them) close that
+// client's socket and post the accept again: the listener keeps serving
+// everyone else and never fails.
+func TestAcceptFailureOfOneClientRepostsTheAccept(t *testing.T) {
+	var failed atomic.Int32
+	restore := sock.SetAcceptHook(func(errno uint32) uint32 {
+		switch n := failed.Add(1); {
+		case n <= 3:
+			return uint32(windows.WSAECONNRESET)
+		case n <= 6:
+			return uint32(windows.ERROR_NETNAME_DELETED)
+		}
+		return errno
+	})
+	defer restore()
+	e, addr := listenEcho(t, reactor.Config{IOThreads: 2})
+	served := 0
+	for i := 0; i < 20 && served < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if echoOn(c, []byte("after the failures")) == nil {
+			served++
+		}
+		c.Close()
+	}
+	if served < 5 {
+		t.Fatalf("only %d clients served after %d injected accept failures", served, min(failed.Load(), 6))
+	}
+	if f := failed.Load(); f < 6 {
+		t.Fatalf("only %d accepts completed; the injected failures did not all run", f)
+	}
+	if s := e.Stats(); s.Accepts < 5 {
+		t.Fatalf("Accepts %d", s.Accepts)
 	}
 }

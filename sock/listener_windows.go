@@ -156,6 +156,9 @@ func (ln *Listener) HandleEvent(l *pool.Loop, ev *poller.Event) {
 // The operation's reference is dropped at the end.
 func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	defer ln.decref()
+	if testHookAcceptDone != nil {
+		errno = testHookAcceptDone(errno)
+	}
 	ln.mu.Lock()
 	s := op.s
 	op.s = windows.InvalidHandle
@@ -198,6 +201,10 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	}
 	ln.acceptSome()
 }
+
+// testHookAcceptDone, when set by a test, may replace the error an accept
+// completed with: Wine cannot make AcceptEx fail for one client.
+var testHookAcceptDone func(errno uint32) uint32
 
 // cancelPending ends the accepts in flight: each completes with 995 and
 // drops its reference, so the listener can be torn down. Taking ln.mu
