@@ -2,10 +2,10 @@ package sock_test
 
 import (
 	"fmt"
-	"sync/atomic"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
