@@ -709,3 +709,59 @@ func commitChain(b *pool.Buffer, n int) *pool.Buffer {
 	}
 	return b
 }
+
+// enqueueOpLocked accepts req in completion mode (io_uring, IOCP): it
+// joins the queue and a send starts unless one is in flight. A write of
+// no bytes completes at once, as a write the kernel took whole would.
+// Called with wmu held.
+func (c *Conn) enqueueOpLocked(req *writeReq) {
+	c.wqLen.Add(1)
+	if req.left == 0 && c.queueEmptyLocked() {
+		c.wqLen.Add(-1)
+		c.completeWriteLocked(req, nil)
+		if c.onWrite {
+			c.schedule(schedDeliver)
+		}
+		return
+	}
+	c.pushLocked(req)
+	c.issueSendLocked()
+}
+
+// sentLocked records that a send took n bytes: they belong to the queued
+// writes in order, and every write they finish completes. Called with wmu
+// held.
+func (c *Conn) sentLocked(n int) {
+	c.env.Counters.BytesOut.Add(int64(n))
+	for n > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0 {
+		req := c.wq.front()
+		k := min(n, req.left)
+		req.advance(k)
+		n -= k
+		if req.left > 0 {
+			break
+		}
+		c.popLocked()
+		req.clearOp()
+		c.completeWriteLocked(req, nil)
+	}
+}
+
+// drainedLocked runs when the write queue may have emptied: a pending
+// CloseWrite shuts the write side down, and it reports whether a graceful
+// Close now closes. Called with wmu held; on error wmu is unlocked and the
+// connection failed.
+func (c *Conn) drainedLocked() (closeNow bool, ok bool) {
+	if !c.queueEmptyLocked() {
+		return false, true
+	}
+	if c.shutAfterFlush {
+		c.shutAfterFlush = false
+		if err := c.shutdownWriteLocked(); err != nil {
+			c.wmu.Unlock()
+			c.fail(err)
+			return false, false
+		}
+	}
+	return c.state == stateClosing, true
+}

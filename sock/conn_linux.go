@@ -220,22 +220,11 @@ func (c *Conn) readInto(b *pool.Buffer) (int, error) {
 // of it the kernel is offered the bytes at once, from the caller's
 // goroutine; the rest waits for the descriptor to become writable.
 func (c *Conn) enqueueLocked(req *writeReq) {
-	c.wqLen.Add(1)
 	if c.env.Ring {
-		if req.left == 0 && c.queueEmptyLocked() {
-			// Nothing to send: complete at once, as a write the kernel
-			// took whole would.
-			c.wqLen.Add(-1)
-			c.completeWriteLocked(req, nil)
-			if c.onWrite {
-				c.schedule(schedDeliver)
-			}
-			return
-		}
-		c.pushLocked(req)
-		c.issueSendLocked()
+		c.enqueueOpLocked(req)
 		return
 	}
+	c.wqLen.Add(1)
 	if c.queueEmptyLocked() && c.writable {
 		done, err := c.writeOutLocked(req)
 		if err != nil {
@@ -332,17 +321,9 @@ func (c *Conn) flush() {
 		c.popLocked()
 		c.completeWriteLocked(req, nil)
 	}
-	closeNow := false
-	if c.queueEmptyLocked() {
-		if c.shutAfterFlush {
-			c.shutAfterFlush = false
-			if err := c.shutdownWriteLocked(); err != nil {
-				c.wmu.Unlock()
-				c.fail(err)
-				return
-			}
-		}
-		closeNow = c.state == stateClosing
+	closeNow, ok := c.drainedLocked()
+	if !ok {
+		return
 	}
 	c.wmu.Unlock()
 	if closeNow {

@@ -55,19 +55,7 @@ func (c *Conn) readIssuedLocked() { c.issueRecvLocked() }
 
 // enqueueLocked accepts req, which is stamped: it joins the queue, and a
 // send starts unless one is in flight.
-func (c *Conn) enqueueLocked(req *writeReq) {
-	c.wqLen.Add(1)
-	if req.left == 0 && c.queueEmptyLocked() {
-		c.wqLen.Add(-1)
-		c.completeWriteLocked(req, nil)
-		if c.onWrite {
-			c.schedule(schedDeliver)
-		}
-		return
-	}
-	c.pushLocked(req)
-	c.issueSendLocked()
-}
+func (c *Conn) enqueueLocked(req *writeReq) { c.enqueueOpLocked(req) }
 
 func (c *Conn) shutdownWriteLocked() error {
 	if err := windows.Shutdown(c.fd, windows.SHUT_WR); err != nil {

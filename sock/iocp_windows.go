@@ -220,6 +220,10 @@ func (c *Conn) issueSendLocked() {
 	}
 }
 
+// clearOp has nothing to drop on Windows: the WSABUF array is the
+// connection's, cleared when its send completes.
+func (req *writeReq) clearOp() {}
+
 // RunTask implements pool.Task for a send that completed at once.
 func (op *sendOp) RunTask(*pool.Loop) { op.c.sendDone(op.inlineN, op.inlineErr) }
 
@@ -234,35 +238,16 @@ func (c *Conn) sendDone(n, errno uint32) {
 		c.wmu.Unlock()
 		return
 	}
-	c.env.Counters.BytesOut.Add(int64(n))
-	for left := int(n); left > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0; {
-		req := c.wq.front()
-		k := min(left, req.left)
-		req.advance(k)
-		left -= k
-		if req.left > 0 {
-			break
-		}
-		c.popLocked()
-		c.completeWriteLocked(req, nil)
-	}
+	c.sentLocked(int(n))
 	if errno != 0 {
 		c.wmu.Unlock()
 		c.fail(os.NewSyscallError("WSASend", windows.Errno(errno)))
 		return
 	}
 	c.issueSendLocked()
-	closeNow := false
-	if c.queueEmptyLocked() {
-		if c.shutAfterFlush {
-			c.shutAfterFlush = false
-			if err := c.shutdownWriteLocked(); err != nil {
-				c.wmu.Unlock()
-				c.fail(err)
-				return
-			}
-		}
-		closeNow = c.state == stateClosing
+	closeNow, ok := c.drainedLocked()
+	if !ok {
+		return
 	}
 	c.wmu.Unlock()
 	if c.onWrite {

@@ -295,33 +295,11 @@ func (c *Conn) sendDone(ev *poller.Event) {
 		c.fail(os.NewSyscallError("sendmsg", unix.Errno(-res)))
 		return
 	}
-	c.env.Counters.BytesOut.Add(int64(res))
-	// The bytes taken belong to the queued writes in order.
-	for n := int(res); n > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0; {
-		req := c.wq.front()
-		k := min(n, req.left)
-		req.advance(k)
-		n -= k
-		if req.left > 0 {
-			break
-		}
-		c.popLocked()
-		clear(req.iov)
-		req.msg = unix.Msghdr{}
-		c.completeWriteLocked(req, nil)
-	}
+	c.sentLocked(int(res))
 	c.issueSendLocked()
-	closeNow := false
-	if c.queueEmptyLocked() {
-		if c.shutAfterFlush {
-			c.shutAfterFlush = false
-			if err := c.shutdownWriteLocked(); err != nil {
-				c.wmu.Unlock()
-				c.fail(err)
-				return
-			}
-		}
-		closeNow = c.state == stateClosing
+	closeNow, ok := c.drainedLocked()
+	if !ok {
+		return
 	}
 	c.wmu.Unlock()
 	if c.onWrite {
@@ -359,4 +337,10 @@ func (c *Conn) handleCompletion(ev *poller.Event) {
 	default:
 		panic(fmt.Sprintf("sock: completion of unknown operation %d", ev.Op))
 	}
+}
+
+// clearOp drops what a completed write's sendmsg pointed at.
+func (req *writeReq) clearOp() {
+	clear(req.iov)
+	req.msg = unix.Msghdr{}
 }

@@ -33,22 +33,7 @@ func requireRing(t *testing.T) {
 func TestRingRecvRetriesWhenBuffersRunOut(t *testing.T) {
 	requireRing(t)
 	e, addr := listenEcho(t, reactor.Config{IOThreads: 1, Backend: reactor.BackendURing, RingBuffers: 1, RingSlots: 2, BufferSize: 4096})
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for i := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- echoOnce(addr, 256<<10, uint64(i))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	echoConcurrently(t, addr, 64, 256<<10)
 	s := e.Stats()
 	if s.RecvNoBuffers == 0 {
 		t.Fatal("no receive found the ring empty: the retry path did not run")
@@ -68,22 +53,7 @@ func TestRingLoanGrowsWithLoad(t *testing.T) {
 	if n := e.Stats().RingBuffers; n != 1 {
 		t.Fatalf("%d buffers lent at start, want 1", n)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for i := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- echoOnce(addr, 64<<10, uint64(i))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	echoConcurrently(t, addr, 64, 64<<10)
 	s := e.Stats()
 	if s.RingBuffers <= 1 || s.RingBuffers > 64 || s.RingBuffers&(s.RingBuffers-1) != 0 {
 		t.Fatalf("%d buffers lent after the load, want a doubling of 1 up to 64", s.RingBuffers)
@@ -112,5 +82,27 @@ func TestAutoBackendTakesTheRing(t *testing.T) {
 	}
 	if _, err := reactor.New(reactor.Config{Backend: reactor.BackendURing, SharedPoller: true}); err == nil {
 		t.Fatal("BackendURing with SharedPoller was accepted")
+	}
+}
+
+// echoConcurrently echoes one message of size bytes on each of n
+// connections at once and fails t on any error.
+func echoConcurrently(t *testing.T, addr string, n, size int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- echoOnce(addr, size, uint64(i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

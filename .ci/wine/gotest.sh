@@ -10,22 +10,7 @@
 # process), so go test waits for that pipe: each package costs ~3 s more, and
 # if another package runs for over a minute meanwhile, go test gives up with
 # "Test I/O incomplete 1m0s after exiting" and fails a package that passed.
-# So: start a persistent wineserver, boot the services once with their output
-# on /dev/null, run the tests, then stop the wineserver and wait for it.
+# with-wine.sh starts a persistent wineserver, boots the services once with
+# their output on /dev/null, runs the command, then stops the server.
 set -euo pipefail
-
-export WINEPREFIX="${WINEPREFIX:-$HOME/.wine}"
-export WINEDEBUG="${WINEDEBUG:--all}"
-export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}"
-
-[ -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ] || {
-  echo "no ProcessPrng shim in $WINEPREFIX: run .ci/wine/setup.sh first" >&2
-  exit 1
-}
-
-wineserver -p </dev/null >/dev/null 2>&1
-stop() { wineserver -k 2>/dev/null || true; wineserver -w 2>/dev/null || true; }
-trap stop EXIT
-wine cmd /c exit 0 </dev/null >/dev/null 2>&1
-
-GOOS=windows go test -exec wine "$@"
+exec "$(dirname "$0")/with-wine.sh" env GOOS=windows go test -exec wine "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a command with a persistent wineserver whose services were booted with
-# their output on /dev/null (see gotest.sh for why), then stop the server.
+# their output on /dev/null (gotest.sh says why), then stop the server.
 #   .ci/wine/with-wine.sh wine /tmp/stress.exe -duration 3s
 set -euo pipefail
 
