@@ -1,0 +1,205 @@
+package sock
+
+// The write path: accepting writes, queueing them, recording what the
+// kernel took, and their completions. The system calls are in
+// conn_linux.go, ring_linux.go and iocp_windows.go.
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/ioreactor/reactor/pool"
+	"github.com/ioreactor/reactor/seq"
+)
+
+type writeDone struct {
+	s   seq.Number
+	n   int
+	err error
+}
+
+// writeReq is one accepted write: its stamp, the slices not yet taken by
+// the kernel, and the pooled chain to release once it is done.
+type writeReq struct {
+	s     seq.Number
+	bufs  [][]byte // bufs[bi:] are not yet taken
+	bi    int
+	owned *pool.Buffer
+	n     int // bytes taken so far
+	left  int // bytes not yet taken
+	iov   iovecs
+	msg   msghdr // the header of a queued sendmsg (completion mode)
+}
+
+var writeReqs = sync.Pool{New: func() any { return new(writeReq) }}
+
+// Write accepts bufs as one write: their bytes reach the wire contiguous,
+// after every write accepted before and before every write accepted after,
+// whichever goroutines call Write. The slices stay the caller's but must
+// not be modified until the write completes (OnWrite, for a WriteHandler).
+// It returns the write's stamp.
+func (c *Conn) Write(bufs ...[]byte) (seq.Number, error) {
+	req := writeReqs.Get().(*writeReq)
+	req.bufs = slices.Grow(req.bufs, len(bufs))
+	for _, b := range bufs {
+		if len(b) > 0 {
+			req.bufs = append(req.bufs, b)
+			req.left += len(b)
+		}
+	}
+	return c.write(req)
+}
+
+// WriteBuffer is Write for a chain of pooled buffers. The connection takes
+// ownership of the chain and releases it when the write completes or
+// fails, including when WriteBuffer returns an error.
+func (c *Conn) WriteBuffer(b *pool.Buffer) (seq.Number, error) {
+	req := writeReqs.Get().(*writeReq)
+	req.owned = b
+	for x := b; x != nil; x = x.Next() {
+		if x.Len() > 0 {
+			req.bufs = append(req.bufs, x.Bytes())
+			req.left += x.Len()
+		}
+	}
+	return c.write(req)
+}
+
+func (c *Conn) write(req *writeReq) (seq.Number, error) {
+	if !c.life.incref() {
+		req.free()
+		return 0, ErrClosed
+	}
+	defer c.decref()
+	c.wmu.Lock()
+	if c.wshut || c.state == stateConnecting {
+		err := ErrClosed
+		if !c.wshut {
+			err = ErrNotConnected
+		}
+		c.wmu.Unlock()
+		req.free()
+		return 0, err
+	}
+	req.s = c.wgen.Next()
+	s := req.s
+	c.enqueueLocked(req)
+	c.wmu.Unlock()
+	return s, nil
+}
+
+// completeWriteLocked records a finished write for delivery. Called with
+// wmu held; takes dmu.
+func (c *Conn) completeWriteLocked(req *writeReq, err error) {
+	if c.onWrite {
+		c.dmu.Lock()
+		if c.wdone == nil {
+			c.wdone = new(fifo[writeDone])
+		}
+		c.wdone.push(writeDone{s: req.s, n: req.n, err: err})
+		c.dmu.Unlock()
+	}
+	req.free()
+}
+
+func (c *Conn) queueEmptyLocked() bool { return c.wq.empty() }
+
+func (c *Conn) pushLocked(req *writeReq) {
+	if c.wq == nil {
+		c.wq = new(fifo[*writeReq])
+	}
+	c.wq.push(req)
+}
+
+func (c *Conn) popLocked() {
+	c.wq.pop()
+	c.wqLen.Add(-1)
+}
+
+// advance records that the kernel took n more bytes of req.
+func (req *writeReq) advance(n int) {
+	req.n += n
+	req.left -= n
+	for n > 0 {
+		b := req.bufs[req.bi]
+		if n >= len(b) {
+			n -= len(b)
+			req.bufs[req.bi] = nil
+			req.bi++
+			continue
+		}
+		req.bufs[req.bi] = b[n:]
+		n = 0
+	}
+}
+
+// pending is the slices not yet taken by the kernel.
+func (req *writeReq) pending() [][]byte { return req.bufs[req.bi:] }
+
+// free returns req to its pool, releasing its owned chain.
+func (req *writeReq) free() {
+	if req.owned != nil {
+		req.owned.Release()
+		req.owned = nil
+	}
+	clear(req.bufs)
+	req.bufs = req.bufs[:0]
+	req.bi, req.n, req.left = 0, 0, 0
+	writeReqs.Put(req)
+}
+
+// enqueueOpLocked accepts req in completion mode (io_uring, IOCP): it
+// joins the queue and a send starts unless one is in flight. A write of
+// no bytes completes at once, as a write the kernel took whole would.
+// Called with wmu held.
+func (c *Conn) enqueueOpLocked(req *writeReq) {
+	c.wqLen.Add(1)
+	if req.left == 0 && c.queueEmptyLocked() {
+		c.wqLen.Add(-1)
+		c.completeWriteLocked(req, nil)
+		if c.onWrite {
+			c.schedule(schedDeliver)
+		}
+		return
+	}
+	c.pushLocked(req)
+	c.issueSendLocked()
+}
+
+// sentLocked records that a send took n bytes: they belong to the queued
+// writes in order, and every write they finish completes. Called with wmu
+// held.
+func (c *Conn) sentLocked(n int) {
+	c.env.Counters.BytesOut.Add(int64(n))
+	for n > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0 {
+		req := c.wq.front()
+		k := min(n, req.left)
+		req.advance(k)
+		n -= k
+		if req.left > 0 {
+			break
+		}
+		c.popLocked()
+		req.clearOp()
+		c.completeWriteLocked(req, nil)
+	}
+}
+
+// drainedLocked runs when the write queue may have emptied: a pending
+// CloseWrite shuts the write side down, and it reports whether a graceful
+// Close now closes. Called with wmu held; on error wmu is unlocked and the
+// connection failed.
+func (c *Conn) drainedLocked() (closeNow bool, ok bool) {
+	if !c.queueEmptyLocked() {
+		return false, true
+	}
+	if c.shutAfterFlush {
+		c.shutAfterFlush = false
+		if err := c.shutdownWriteLocked(); err != nil {
+			c.wmu.Unlock()
+			c.fail(err)
+			return false, false
+		}
+	}
+	return c.state == stateClosing, true
+}
