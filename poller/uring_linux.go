@@ -522,6 +522,21 @@ func (p *Poller) uwait(events []Event, msec int) (int, error) {
 	return r.reap(p, events[:n])
 }
 
+// Flush submits what is queued now and runs the ring's completion work,
+// without waiting; completions it produces are reported by the next Wait.
+// Only the waiting thread may call it (the ring's single issuer). Owners
+// call it after Remove and before closing the descriptor: until the poll
+// request is gone it holds a reference to the open file, so a closed
+// listening socket would stay open (and keep taking connections in its
+// SO_REUSEPORT group) until the thread next entered the kernel.
+// A poller that is not ring-backed has nothing to flush.
+func (p *Poller) Flush() error {
+	if p.r == nil || !p.r.started {
+		return nil
+	}
+	return p.r.enter(false, 0)
+}
+
 // uctl queues a poll request for fd (Add, Modify). Modify removes the old
 // request and adds a new one.
 func (p *Poller) uctl(fd FD, token uint64, interest Interest, modify bool) error {

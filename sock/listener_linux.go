@@ -102,7 +102,12 @@ func (ln *Listener) closeDescriptor() {
 	if err := ln.loop.Poller().Remove(ln.fd); err != nil {
 		ln.env.Counters.CloseErrors.Add(1)
 	}
-	ln.loop.Kick() // a ring applies the removal at its next enter
+	// A ring applies the removal when its thread enters the kernel; this
+	// runs on that thread, so enter now: the poll request holds the
+	// socket open until it is gone.
+	if err := ln.loop.Poller().Flush(); err != nil {
+		ln.env.Counters.CloseErrors.Add(1)
+	}
 	ln.loop.Table().Remove(&ln.reg)
 	closeFD(ln.env, ln.fd)
 }

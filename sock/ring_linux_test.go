@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
 	"github.com/ioreactor/reactor/internal/testutil"
 	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/sock"
 )
 
 // requireRing skips a test of the io_uring backend where the kernel
@@ -103,6 +107,42 @@ func echoConcurrently(t *testing.T, addr string, n, size int) {
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestClosedListenerFreesItsPortAtOnce: once a listener's Done is closed,
+// its socket is gone: the port can be bound again at once, without
+// SO_REUSEADDR. On io_uring the listener's poll request holds the socket
+// open until the ring applies its removal, so teardown must apply it
+// before it closes the descriptor; with SO_REUSEPORT a socket kept open
+// that way went on taking connections nobody accepted.
+func TestClosedListenerFreesItsPortAtOnce(t *testing.T) {
+	for _, backend := range []reactor.Backend{reactor.BackendEpoll, reactor.BackendURing} {
+		if backend == reactor.BackendURing {
+			requireRing(t)
+		}
+		e := testutil.Engine(t, reactor.Config{IOThreads: 1, Backend: backend})
+		for i := range 10 {
+			ln, err := e.Listen("127.0.0.1:0", &echo.Handler{}, reactor.ListenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := ln.Addr().Port()
+			ln.Close()
+			// Keep the loop from entering the kernel again after the
+			// teardown, which is when a ring applies a queued request.
+			sock.BusyListenerLoop(ln, 20*time.Millisecond)
+			<-ln.Done()
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}})
+			unix.Close(fd)
+			if err != nil {
+				t.Fatalf("%v, listener %d: binding its port right after Done: %v", backend, i, err)
+			}
 		}
 	}
 }
