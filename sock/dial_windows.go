@@ -170,14 +170,14 @@ func putSockaddr(rsa *windows.RawSockaddrAny, a netip.AddrPort) {
 		sa := (*windows.RawSockaddrInet4)(unsafe.Pointer(rsa)) // an IPv4 address fits the any-buffer
 		sa.Family = windows.AF_INET
 		sa.Addr = a.Addr().As4()
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port)) // a uint16 field is two bytes; these are in network order
 		p[0], p[1] = byte(a.Port()>>8), byte(a.Port())
 		return
 	}
 	sa := (*windows.RawSockaddrInet6)(unsafe.Pointer(rsa)) // so does an IPv6 one
 	sa.Family = windows.AF_INET6
 	sa.Addr = a.Addr().As16()
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port)) // a uint16 field is two bytes; these are in network order
 	p[0], p[1] = byte(a.Port()>>8), byte(a.Port())
 }
 

@@ -135,11 +135,11 @@ func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa)) // the family says this is its layout
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))           // a uint16 field is two bytes; these are in network order
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
 	case unix.AF_INET6:
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa)) // the family says this is its layout
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))           // a uint16 field is two bytes; these are in network order
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
 	}
 	return netip.AddrPort{}

@@ -179,6 +179,8 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	// Makes the accepted socket inherit the listener's properties
 	// (getsockname, shutdown); Wine ignores it.
 	lfd := ln.fd
+	// unsafe: the option value is the listener's handle, passed by
+	// pointer for the call and read during it.
 	if err := windows.Setsockopt(s, windows.SOL_SOCKET, windows.SO_UPDATE_ACCEPT_CONTEXT, (*byte)(unsafe.Pointer(&lfd)), int32(unsafe.Sizeof(lfd))); err != nil {
 		env.Counters.CloseErrors.Add(1)
 	}
