@@ -287,6 +287,9 @@ type Stats struct {
 	// threads' buffer rings (BackendURing) rather than held by a
 	// connection or the user; see BuffersOut.
 	RingBuffers int64
+	// RecvStashed counts arrivals taken by an io_uring receive before a
+	// read was issued for them (held for the next Read).
+	RecvStashed int64
 	// CompletionMode is, on Windows, whether skip-on-success is on and
 	// why ("on: all 2 TCP providers are IFS"); empty elsewhere.
 	CompletionMode string
@@ -357,6 +360,7 @@ func (e *Engine) Stats() Stats {
 		ReadsReordered: c.ReadsReordered.Load(),
 		RecvNoBuffers:  c.RecvNoBuffers.Load(),
 		RingBuffers:    c.RingBuffers.Load(),
+		RecvStashed:    c.RecvStashed.Load(),
 		Ring:           e.ringStats(),
 
 		CompletionMode:    completionMode(e.env.Skip()),

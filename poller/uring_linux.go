@@ -51,7 +51,8 @@ const (
 	cancelFD  = 1 << 1
 	cancelAll = 1 << 0
 
-	recvBundle = 1 << 4 // IORING_RECVSEND_BUNDLE, in ioprio
+	recvMultishot = 1 << 1 // IORING_RECV_MULTISHOT, in ioprio
+	recvBundle    = 1 << 4 // IORING_RECVSEND_BUNDLE, in ioprio
 
 	cqeFBuffer = 1 << 0
 	cqeFMore   = 1 << 1
@@ -610,9 +611,12 @@ func (p *Poller) opData(token uint64, op Op) (uint64, error) {
 // the Buffer flag, the buffer's id; -ENOBUFS means the buffer ring was
 // empty. With bundle > 0 (see Bundles) one receive may fill several
 // buffers, up to bundle bytes: they are the ring's consecutive slots from
-// the one holding the reported id, each filled whole but the last. Safe
+// the one holding the reported id, each filled whole but the last. With
+// multishot the receive stays armed and completes once per arrival (with
+// More) until it ends: an error, end of stream, an empty buffer ring or a
+// cancellation (CancelOp) ends it with a completion without More. Safe
 // from any goroutine.
-func (p *Poller) Recv(fd FD, token uint64, op Op, bundle int) error {
+func (p *Poller) Recv(fd FD, token uint64, op Op, bundle int, multishot bool) error {
 	ud, err := p.opData(token, op)
 	if err != nil {
 		return err
@@ -621,6 +625,9 @@ func (p *Poller) Recv(fd FD, token uint64, op Op, bundle int) error {
 	if bundle > 0 && p.Bundles() {
 		e.ioprio = recvBundle
 		e.len = uint32(bundle)
+	}
+	if multishot {
+		e.ioprio |= recvMultishot
 	}
 	p.r.queue(e)
 	return nil
@@ -652,6 +659,17 @@ func (p *Poller) Sendmsg(fd FD, token uint64, op Op, msg *unix.Msghdr) error {
 		return err
 	}
 	p.r.queue(sqe{opcode: opSendmsg, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(msg))), opFlags: unix.MSG_NOSIGNAL, userData: ud})
+	return nil
+}
+
+// CancelOp queues the cancellation of the operation queued with token and
+// op (a multishot receive, say). Safe from any goroutine.
+func (p *Poller) CancelOp(token uint64, op Op) error {
+	ud, err := p.opData(token, op)
+	if err != nil {
+		return err
+	}
+	p.r.queue(sqe{opcode: opAsyncCancel, addr: ud, userData: internalData, flags: sqeSkipSuccess})
 	return nil
 }
 

@@ -74,7 +74,7 @@ func TestRingRejectsTokensThatDoNotFit(t *testing.T) {
 	if err := p.Add(a, poller.ReservedToken, poller.Readable); !errors.Is(err, poller.ErrReservedToken) {
 		t.Fatalf("Add(ReservedToken) = %v", err)
 	}
-	if err := p.Recv(a, 1, 0, 0); err == nil {
+	if err := p.Recv(a, 1, 0, 0, false); err == nil {
 		t.Fatal("Recv accepted operation 0, which is readiness")
 	}
 }
@@ -126,7 +126,7 @@ func TestRingRecvFillsAProvidedBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Recv(a, 42, 1, 0); err != nil {
+	if err := p.Recv(a, 42, 1, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	waitNone(t, p) // the receive is pending: no data yet
@@ -140,14 +140,14 @@ func TestRingRecvFillsAProvidedBuffer(t *testing.T) {
 	}
 	// The next receive takes the next buffer; end of stream reads 0.
 	write(t, b, "again")
-	if err := p.Recv(a, 42, 1, 0); err != nil {
+	if err := p.Recv(a, 42, 1, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 42, 1); ev.Res != 5 || ev.Buf != 11 || string(bufs[1][:5]) != "again" {
 		t.Fatalf("completion %+v, buffer %q", ev, bufs[1][:5])
 	}
 	unix.Shutdown(b, unix.SHUT_WR)
-	if err := p.Recv(a, 42, 1, 0); err != nil {
+	if err := p.Recv(a, 42, 1, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 42, 1); ev.Res != 0 {
@@ -160,7 +160,7 @@ func TestRingRecvWithEmptyBufferRingFailsENOBUFS(t *testing.T) {
 	p := newRing(t, 2)
 	a, b := newFDs(t).socketpair()
 	write(t, b, "x")
-	if err := p.Recv(a, 1, 1, 0); err != nil {
+	if err := p.Recv(a, 1, 1, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	if ev := waitDone(t, p, 1, 1); ev.Res != -int32(unix.ENOBUFS) {
@@ -201,7 +201,7 @@ func TestRingCancelEndsPendingReceive(t *testing.T) {
 	if _, err := p.ProvideBuffer(0, make([]byte, 8)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Recv(a, 9, 1, 0); err != nil {
+	if err := p.Recv(a, 9, 1, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	waitNone(t, p)
@@ -250,7 +250,7 @@ func TestRingWaitAllocatesNothing(t *testing.T) {
 	events := make([]poller.Event, 8)
 	allocs := testing.AllocsPerRun(100, func() {
 		p.ProvideBuffer(0, buf)
-		p.Recv(a, 1, 1, 0)
+		p.Recv(a, 1, 1, 0, false)
 		unix.Write(b, buf[:1])
 		for n := 0; n == 0; {
 			n, _ = p.Wait(events, 1000)
@@ -296,7 +296,7 @@ func TestRingBundleFillsConsecutiveSlots(t *testing.T) {
 		}
 	}
 	write(t, b, "0123456789abcdefghij") // 20 bytes: 8 + 8 + 4
-	if err := p.Recv(a, 1, 1, 32); err != nil {
+	if err := p.Recv(a, 1, 1, 32, false); err != nil {
 		t.Fatal(err)
 	}
 	ev := waitDone(t, p, 1, 1)

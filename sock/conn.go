@@ -64,6 +64,7 @@ type Conn struct {
 	rhup     bool // the peer shut its side: read on until EOF
 	rfull    bool // the last read filled all it was given: offer a chain next
 	reading  bool // performReads is looping: a new Read needs no task
+	rmulti   bool // the receive in flight is multishot (io_uring)
 	// rinflight: a receive is queued on the ring (completion mode).
 	rinflight bool
 	// onWrite says h is a WriteHandler (asserted again only when a write
@@ -146,6 +147,9 @@ type connExtra struct {
 	// polled: in completion mode, the descriptor has a readiness
 	// registration (while connecting) to remove at teardown.
 	polled bool
+	// stash holds arrivals of an io_uring multishot receive that no read
+	// was issued for yet (guarded by rmu).
+	stash *fifo[readDone]
 }
 
 // extra returns the connection's connExtra, making it on first use.
@@ -410,6 +414,12 @@ func (c *Conn) destroy() {
 		d.release()
 	}
 	c.dmu.Unlock()
+	if x := c.x.Load(); x != nil {
+		for !x.stash.empty() {
+			d := x.stash.pop()
+			d.release()
+		}
+	}
 	if opened {
 		c.env.Counters.ConnsOpen.Add(-1)
 	} else if err == nil {

@@ -90,6 +90,11 @@ func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {
 // there).
 func (c *Conn) readIssuedLocked() {
 	if c.env.Ring {
+		if c.stashLen() > 0 {
+			// Data already arrived: complete from the stash, on the loop.
+			c.schedule(schedRead)
+			return
+		}
 		c.issueRecvLocked()
 		return
 	}
@@ -110,6 +115,10 @@ func (c *Conn) readIssuedLocked() {
 // edge is the event that brought new input (In, Hup), or 0 when a posted
 // task asks for reads already known to be possible.
 func (c *Conn) performReads(edge poller.Flags) {
+	if c.env.Ring {
+		c.drainStash()
+		return
+	}
 	first := true
 	c.rmu.Lock()
 	c.reading = true

@@ -142,6 +142,9 @@ type Counters struct {
 	// RingBuffers is how many pooled buffers are lent to the loops'
 	// buffer rings (completion mode): in use, but held by no connection.
 	RingBuffers atomic.Int64
+	// RecvStashed counts arrivals an io_uring receive took before a read
+	// was issued for them, held for the next Read.
+	RecvStashed atomic.Int64
 	// SkipSockets counts sockets on which skip-on-success took effect
 	// (Windows); InlineCompletions counts operations that completed at
 	// once and were handled without a packet.

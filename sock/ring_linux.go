@@ -155,33 +155,54 @@ func (r *recvRing) take(env *Env, bid uint16, n int) *pool.Buffer {
 // check under rmu orders it against cancelOps, which takes rmu after the
 // closed bit is set: a receive is either queued before the cancellation
 // (which then ends it) or not at all.
+//
+// Messages (arrivals smaller than a buffer) are received multishot:
+// armed once, the receive completes for every arrival until it ends, so a
+// connection that keeps reading pays for one arm instead of one per
+// message (measured: 3–10% less server CPU per ping-pong message). Data
+// that arrives while no read is issued waits in the connection's stash,
+// bounded: at stashMax entries the receive is cancelled, so a reader that
+// stops reading lets the peer's sends back up in the kernel, as with
+// epoll. A stream (an arrival that filled its buffer) switches to
+// one-shot bundle receives, which take everything that has accumulated,
+// up to ReadChain buffers, in one completion: a multishot receive there
+// completed once per arrival and cost twice the CPU per byte.
 func (c *Conn) issueRecvLocked() {
 	if c.rinflight || c.rwant == 0 || c.life.closed() {
 		return
 	}
 	c.rinflight = true
-	c.life.acquire() // the operation's reference
+	c.life.acquire() // the operation's reference, held until it ends
 	bundle := 0
 	if c.rfull && c.env.readChain() > 1 {
-		// The last receive filled its buffer: let this one fill a chain.
 		bundle = c.env.readChain() * c.env.Buffers.Size()
 	}
-	if err := c.loop.Poller().Recv(c.fd, c.reg.Token(), opRecv, bundle); err != nil {
+	c.rmulti = !c.rfull
+	if err := c.loop.Poller().Recv(c.fd, c.reg.Token(), opRecv, bundle, c.rmulti); err != nil {
 		panic("sock: queuing a receive: " + err.Error())
 	}
 	c.loop.Kick()
 }
 
-// recvDone handles a receive's completion. The operation's reference is
-// dropped at the end.
+// stashMax bounds the arrivals a connection holds for reads not yet
+// issued before it stops receiving.
+const stashMax = 4
+
+// recvDone handles a completion of the receive. The operation's reference
+// is dropped when the receive ends (a completion without More).
 func (c *Conn) recvDone(ev *poller.Event) {
-	defer c.decref()
+	ended := ev.Flags&poller.More == 0
+	if ended {
+		defer c.decref()
+	}
 	var b *pool.Buffer
 	if ev.Flags&poller.Buffer != 0 {
 		b = c.env.rings[c.loop.ID()].take(c.env, ev.Buf, int(ev.Res))
 	}
 	c.rmu.Lock()
-	c.rinflight = false
+	if ended {
+		c.rinflight = false
+	}
 	res := ev.Res
 	var d readDone
 	switch {
@@ -192,6 +213,14 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		if b != nil {
 			b.Release()
 		}
+		return
+	case res == -int32(unix.ECANCELED):
+		// Cancelled because the stash was full (re-armed once it drains)
+		// or because a stream began (re-armed now, one-shot).
+		if c.stashLen() == 0 {
+			c.issueRecvLocked()
+		}
+		c.rmu.Unlock()
 		return
 	case res == -int32(unix.ENOBUFS):
 		// Every buffer lent was in use at that moment: lend more (up to
@@ -223,6 +252,31 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		d.b = b
 		c.rfull = int(res) >= b.Cap()
 		c.env.Counters.BytesIn.Add(int64(res))
+		if c.rfull && c.rmulti && !ended {
+			// A stream began: end the multishot receive; the next one is
+			// a one-shot bundle (see issueRecvLocked).
+			if err := c.loop.Poller().CancelOp(c.reg.Token(), opRecv); err != nil {
+				panic("sock: cancelling a receive: " + err.Error())
+			}
+			c.rmulti = false
+		}
+	}
+	if c.rwant == 0 || c.stashLen() > 0 {
+		// No read is waiting for it (or earlier arrivals are): keep it,
+		// in order, for the next Read.
+		c.env.Counters.RecvStashed.Add(1)
+		x := c.extra()
+		if x.stash == nil {
+			x.stash = new(fifo[readDone])
+		}
+		x.stash.push(d)
+		if x.stash.len() >= stashMax && c.rinflight && c.rmulti {
+			if err := c.loop.Poller().CancelOp(c.reg.Token(), opRecv); err != nil {
+				panic("sock: cancelling a receive: " + err.Error())
+			}
+		}
+		c.rmu.Unlock()
+		return
 	}
 	s := c.rnext
 	c.rnext = s.Next()
@@ -230,6 +284,33 @@ func (c *Conn) recvDone(ev *poller.Event) {
 	c.issueRecvLocked()
 	c.rmu.Unlock()
 	c.completeRead(s, d)
+}
+
+func (c *Conn) stashLen() int {
+	if x := c.x.Load(); x != nil {
+		return x.stash.len()
+	}
+	return 0
+}
+
+// drainStash completes issued reads from the stash, in order, then arms
+// the receive again if reads are still wanted. Runs on the loop (a Read
+// that finds the stash non-empty schedules it), with a reference held.
+func (c *Conn) drainStash() {
+	c.rmu.Lock()
+	for c.rwant > 0 && c.stashLen() > 0 && !c.life.closed() {
+		d := c.x.Load().stash.pop()
+		s := c.rnext
+		c.rnext = s.Next()
+		c.rwant--
+		c.rmu.Unlock()
+		c.completeRead(s, d)
+		c.rmu.Lock()
+	}
+	if c.stashLen() == 0 {
+		c.issueRecvLocked()
+	}
+	c.rmu.Unlock()
 }
 
 // issueSendLocked queues a send if none is in flight and writes are
