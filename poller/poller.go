@@ -51,6 +51,24 @@
 //
 // Descriptor registration, removal and waiting may run on different
 // goroutines at the same time; the kernel object serialises them.
+//
+// # Completion-based pollers
+//
+// Two backends also complete operations, reported by Wait as events with
+// the Done flag (Op, Res, Err, Buf say which operation and how it ended):
+//
+//   - Linux, NewURing (uring_linux.go, uring_ops_linux.go, the ABI in
+//     uring_abi_linux.go): an io_uring. Any goroutine may queue a request
+//     (Recv, Send, Sendmsg, Cancel, CancelOp, ProvideBuffer, and Add,
+//     Modify, Remove); only the one OS thread that waits on it enters the
+//     kernel, submitting everything queued and collecting completions in
+//     one call. That thread must stay locked (runtime.LockOSThread): it
+//     becomes the ring's single issuer at its first Wait. Flush applies
+//     queued requests at once, from that thread. Several waiters are not
+//     supported.
+//   - Windows (poller_windows.go): an I/O completion port. Add associates
+//     a handle; operations are issued by their owners with an Operation,
+//     whose OVERLAPPED the port hands back. Several waiters are supported.
 package poller
 
 // The one binding x/sys lacks (GetQueuedCompletionStatusEx) is generated
