@@ -244,18 +244,7 @@ func (c *Conn) sendDone(n, errno uint32) {
 		c.fail(os.NewSyscallError("WSASend", windows.Errno(errno)))
 		return
 	}
-	c.issueSendLocked()
-	closeNow, ok := c.drainedLocked()
-	if !ok {
-		return
-	}
-	c.wmu.Unlock()
-	if c.onWrite {
-		c.deliver()
-	}
-	if closeNow {
-		c.closeWith(nil, false)
-	}
+	c.sendDoneLocked()
 }
 
 // cancelOps runs on the loop after the connection closed: CancelIoEx ends

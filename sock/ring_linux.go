@@ -377,18 +377,7 @@ func (c *Conn) sendDone(ev *poller.Event) {
 		return
 	}
 	c.sentLocked(int(res))
-	c.issueSendLocked()
-	closeNow, ok := c.drainedLocked()
-	if !ok {
-		return
-	}
-	c.wmu.Unlock()
-	if c.onWrite {
-		c.deliver()
-	}
-	if closeNow {
-		c.closeWith(nil, false)
-	}
+	c.sendDoneLocked()
 }
 
 // cancelOps runs on the loop after the connection closed: it cancels the

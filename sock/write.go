@@ -203,3 +203,22 @@ func (c *Conn) drainedLocked() (closeNow bool, ok bool) {
 	}
 	return c.state == stateClosing, true
 }
+
+// sendDoneLocked finishes a completed send (completion mode): the next
+// send starts, a drained queue lets CloseWrite or Close proceed, and
+// write completions are delivered. Called with wmu held; returns with it
+// released.
+func (c *Conn) sendDoneLocked() {
+	c.issueSendLocked()
+	closeNow, ok := c.drainedLocked()
+	if !ok {
+		return
+	}
+	c.wmu.Unlock()
+	if c.onWrite {
+		c.deliver()
+	}
+	if closeNow {
+		c.closeWith(nil, false)
+	}
+}
