@@ -63,9 +63,9 @@
 //     Modify, Remove); only the one OS thread that waits on it enters the
 //     kernel, submitting everything queued and collecting completions in
 //     one call. That thread must stay locked (runtime.LockOSThread): it
-//     becomes the ring's single issuer at its first Wait. Flush applies
-//     queued requests at once, from that thread. Several waiters are not
-//     supported.
+//     becomes the ring's single issuer at its first Wait. Remove called
+//     on that thread is applied before it returns (a poll request holds
+//     the descriptor's file open). Several waiters are not supported.
 //   - Windows (poller_windows.go): an I/O completion port. Add associates
 //     a handle; operations are issued by their owners with an Operation,
 //     whose OVERLAPPED the port hands back. Several waiters are supported.

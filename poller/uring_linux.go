@@ -80,6 +80,7 @@ type ring struct {
 
 	// Waiter-only state.
 	started bool
+	tid     int // the issuer thread (set by start; read by Remove)
 	regs    map[int]uint64 // fd → token of its poll request (under smu)
 
 	// Provided-buffer ring (group 0): 16-byte entries {addr, len, bid,
@@ -260,6 +261,7 @@ func (r *ring) refill() (uint32, bool) {
 // issuer, and registers the buffer ring.
 func (r *ring) start() error {
 	r.started = true
+	r.tid = unix.Gettid()
 	if _, _, e := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerEnable, 0, 0, 0, 0); e != 0 {
 		return os.NewSyscallError("io_uring_register", e)
 	}
@@ -406,21 +408,6 @@ func (p *Poller) uwait(events []Event, msec int) (int, error) {
 	return r.reap(p, events[:n])
 }
 
-// Flush submits what is queued now and runs the ring's completion work,
-// without waiting; completions it produces are reported by the next Wait.
-// Only the waiting thread may call it (the ring's single issuer). Owners
-// call it after Remove and before closing the descriptor: until the poll
-// request is gone it holds a reference to the open file, so a closed
-// listening socket would stay open (and keep taking connections in its
-// SO_REUSEPORT group) until the thread next entered the kernel.
-// A poller that is not ring-backed has nothing to flush.
-func (p *Poller) Flush() error {
-	if p.r == nil || !p.r.started {
-		return nil
-	}
-	return p.r.enter(false, 0)
-}
-
 // uctl queues a poll request for fd (Add, Modify). Modify removes the old
 // request and adds a new one.
 func (p *Poller) uctl(fd FD, token uint64, interest Interest, modify bool) error {
@@ -465,15 +452,27 @@ func (p *Poller) uctl(fd FD, token uint64, interest Interest, modify bool) error
 }
 
 // uremove queues the removal of fd's poll request.
+//
+// A poll request holds the descriptor's open file, so until the removal is
+// applied a closed socket stays open (a closed SO_REUSEPORT listener went
+// on taking connections nobody accepted). On the ring's own thread, where
+// every owner tears its descriptors down, Remove therefore enters the
+// kernel at once and returns with the removal applied; from any other
+// goroutine it is applied at the next Wait.
 func (p *Poller) uremove(fd FD) error {
 	r := p.r
 	r.smu.Lock()
-	defer r.smu.Unlock()
 	tok, ok := r.regs[fd]
 	if !ok {
+		r.smu.Unlock()
 		return os.NewSyscallError("io_uring poll remove", unix.ENOENT)
 	}
 	delete(r.regs, fd)
 	r.queueLocked(sqe{opcode: opPollRemove, addr: tok, userData: internalData, flags: sqeSkipSuccess})
+	r.smu.Unlock()
+	if r.started && unix.Gettid() == r.tid {
+		// Submit, and run the completion work that releases the file.
+		return r.enter(false, 0)
+	}
 	return nil
 }

@@ -308,3 +308,38 @@ func TestRingBundleFillsConsecutiveSlots(t *testing.T) {
 	}
 	runtime.KeepAlive(bufs)
 }
+
+// TestRingRemoveOnItsThreadReleasesTheFile: a poll request holds the
+// descriptor's open file. Remove on the ring's own thread applies the
+// removal before it returns, so closing the descriptor right after really
+// closes the socket: its port binds again at once.
+func TestRingRemoveOnItsThreadReleasesTheFile(t *testing.T) {
+	p := newRing(t, 0)
+	waitNone(t, p) // the test's thread becomes the ring's issuer
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 8); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	port := sa.(*unix.SockaddrInet4).Port
+	add(t, p, fd, 1, poller.Readable|poller.EdgeTriggered)
+	waitNone(t, p) // the poll request is in the kernel now
+	if err := p.Remove(fd); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	again, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(again)
+	if err := unix.Bind(again, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("the port of a removed and closed listener is still taken: %v", err)
+	}
+}

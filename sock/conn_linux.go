@@ -355,11 +355,6 @@ func (c *Conn) closeDescriptor(abortive bool) {
 		if err := c.loop.Poller().Remove(c.fd); err != nil {
 			c.env.Counters.CloseErrors.Add(1)
 		}
-		// On the ring's own thread: apply the removal before close (see
-		// Poller.Flush).
-		if err := c.loop.Poller().Flush(); err != nil {
-			c.env.Counters.CloseErrors.Add(1)
-		}
 	}
 	c.loop.Table().Remove(&c.reg)
 	c.loop.AddLoad(-1)

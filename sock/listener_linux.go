@@ -102,12 +102,6 @@ func (ln *Listener) closeDescriptor() {
 	if err := ln.loop.Poller().Remove(ln.fd); err != nil {
 		ln.env.Counters.CloseErrors.Add(1)
 	}
-	// A ring applies the removal when its thread enters the kernel; this
-	// runs on that thread, so enter now: the poll request holds the
-	// socket open until it is gone.
-	if err := ln.loop.Poller().Flush(); err != nil {
-		ln.env.Counters.CloseErrors.Add(1)
-	}
 	ln.loop.Table().Remove(&ln.reg)
 	closeFD(ln.env, ln.fd)
 }
