@@ -80,7 +80,7 @@ type ring struct {
 
 	// Waiter-only state.
 	started bool
-	tid     int // the issuer thread (set by start; read by Remove)
+	tid     int            // the issuer thread (set by start; read by Remove)
 	regs    map[int]uint64 // fd → token of its poll request (under smu)
 
 	// Provided-buffer ring (group 0): 16-byte entries {addr, len, bid,
