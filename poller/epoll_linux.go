@@ -245,13 +245,6 @@ func (p *Poller) WakeAll() error {
 	return nil
 }
 
-func (p *Poller) closedErr() error {
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	return nil
-}
-
 // signal adds one to the eventfd counter.
 func (p *Poller) signal() error {
 	one := uint64(1)

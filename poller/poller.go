@@ -150,3 +150,12 @@ type RingStats struct {
 	Overflows uint64 // entries that waited for room in the queue
 	Failed    uint64 // poll removals and cancellations that failed
 }
+
+// closedErr is what Wake and WakeAll return once the poller is stopping:
+// ErrClosed after Close, nil before (a WakeAll already covers the call).
+func (p *Poller) closedErr() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}

@@ -217,13 +217,6 @@ func (p *Poller) WakeAll() error {
 	return nil
 }
 
-func (p *Poller) closedErr() error {
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	return nil
-}
-
 // Close closes the port.
 func (p *Poller) Close() error {
 	if p.closed.Swap(true) {

@@ -20,8 +20,7 @@ type connectOp struct {
 	poller.Operation
 	c  *Conn
 	sa windows.RawSockaddrAny // the address, reachable for the call
-	// Set by the issuer when the connect completed (or failed) at once.
-	inlineErr uint32
+	inline
 }
 
 // Dial starts a connect to addr. Failures known at once (a bad address,
@@ -93,24 +92,18 @@ func (c *Conn) issueConnect() {
 	// before it returns.
 	r, _, e := syscall.SyscallN(fn, uintptr(c.fd), uintptr(unsafe.Pointer(&op.sa)), uintptr(sockaddrLen(&op.sa)), 0, 0, 0, uintptr(unsafe.Pointer(&op.Overlapped)))
 	c.rmu.Unlock()
-	switch {
-	case r == 0 && e == windows.ERROR_IO_PENDING:
-	case r != 0 && !c.os.io.skip:
-	case op.Complete():
-		op.inlineErr = 0
-		if r == 0 {
-			op.inlineErr = uint32(e)
-			if e == 0 {
-				op.inlineErr = uint32(windows.ERROR_GEN_FAILURE)
-			}
+	err = nil
+	if r == 0 { // ConnectEx returns FALSE on failure and when pending
+		err = e
+		if e == 0 {
+			err = windows.ERROR_GEN_FAILURE
 		}
-		c.env.Counters.InlineCompletions.Add(1)
-		c.loop.Post(op)
 	}
+	c.settleIssue(&op.Operation, &op.inline, op, 0, err)
 }
 
 // RunTask implements pool.Task for a connect that completed at once.
-func (op *connectOp) RunTask(*pool.Loop) { op.c.connectDone(op.inlineErr) }
+func (op *connectOp) RunTask(*pool.Loop) { op.c.connectDone(op.errno) }
 
 // connectDone handles the connect's completion and drops its reference.
 func (c *Conn) connectDone(errno uint32) {

@@ -59,17 +59,37 @@ type recvOp struct {
 	wsa   [maxReadChain]windows.WSABuf
 	flags uint32
 	s     seq.Number
-	// Set by the issuer when the operation completed at once (no packet).
-	inlineN   uint32
-	inlineErr uint32
+	inline
 }
 
 type sendOp struct {
 	poller.Operation
-	c         *Conn
-	bufs      []windows.WSABuf
-	inlineN   uint32
-	inlineErr uint32
+	c    *Conn
+	bufs []windows.WSABuf
+	inline
+}
+
+// inline is the result of an operation that completed at once with no
+// packet to follow, kept for the task that hands it to the loop.
+type inline struct{ n, errno uint32 }
+
+// settleIssue sorts out an issuing call's result: pending, or done at
+// once with a packet to follow (no skip-on-success on this socket): the
+// packet completes it. Otherwise (done at once, or failed at once) no
+// packet will come: the issuer claims the completion and posts t, which
+// handles it on the loop, exactly once.
+func (c *Conn) settleIssue(op *poller.Operation, in *inline, t pool.Task, n uint32, err error) {
+	switch {
+	case err == windows.ERROR_IO_PENDING:
+	case err == nil && !c.os.io.skip:
+	case op.Complete():
+		*in = inline{n: n}
+		if err != nil {
+			*in = inline{errno: errnoOf(err)}
+		}
+		c.env.Counters.InlineCompletions.Add(1)
+		c.loop.Post(t)
+	}
 }
 
 func newConnIO(c *Conn) *connIO {
@@ -131,24 +151,12 @@ func (c *Conn) issueRecvLocked() {
 		op.Arm()
 		var n uint32
 		err := windows.WSARecv(c.fd, &op.wsa[0], uint32(nb), &n, &op.flags, &op.Overlapped, nil)
-		switch {
-		case err == windows.ERROR_IO_PENDING:
-		case err == nil && !io.skip:
-			// Done at once, and a packet comes anyway: handled there.
-		case op.Complete():
-			// Done (or failed) at once and no packet will come.
-			op.inlineN, op.inlineErr = n, 0
-			if err != nil {
-				op.inlineN, op.inlineErr = 0, errnoOf(err)
-			}
-			c.env.Counters.InlineCompletions.Add(1)
-			c.loop.Post(op)
-		}
+		c.settleIssue(&op.Operation, &op.inline, op, n, err)
 	}
 }
 
 // RunTask implements pool.Task for a receive that completed at once.
-func (op *recvOp) RunTask(*pool.Loop) { op.c.recvDone(op, op.inlineN, op.inlineErr) }
+func (op *recvOp) RunTask(*pool.Loop) { op.c.recvDone(op, op.n, op.errno) }
 
 // recvDone handles a receive's completion and drops its reference.
 func (c *Conn) recvDone(op *recvOp, n, errno uint32) {
@@ -207,17 +215,7 @@ func (c *Conn) issueSendLocked() {
 	op.Arm()
 	var n uint32
 	err := windows.WSASend(c.fd, &bufs[0], uint32(len(bufs)), &n, 0, &op.Overlapped, nil)
-	switch {
-	case err == windows.ERROR_IO_PENDING:
-	case err == nil && !c.os.io.skip:
-	case op.Complete():
-		op.inlineN, op.inlineErr = n, 0
-		if err != nil {
-			op.inlineN, op.inlineErr = 0, errnoOf(err)
-		}
-		c.env.Counters.InlineCompletions.Add(1)
-		c.loop.Post(op)
-	}
+	c.settleIssue(&op.Operation, &op.inline, op, n, err)
 }
 
 // clearOp has nothing to drop on Windows: the WSABUF array is the
@@ -225,7 +223,7 @@ func (c *Conn) issueSendLocked() {
 func (req *writeReq) clearOp() {}
 
 // RunTask implements pool.Task for a send that completed at once.
-func (op *sendOp) RunTask(*pool.Loop) { op.c.sendDone(op.inlineN, op.inlineErr) }
+func (op *sendOp) RunTask(*pool.Loop) { op.c.sendDone(op.n, op.errno) }
 
 // sendDone handles a send's completion and drops its reference. The bytes
 // count even when the send failed (a cancelled send reports what it sent).
