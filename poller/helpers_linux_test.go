@@ -12,24 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// guard bounds how long a test waits for something that must happen. It only
-// turns a hang into a failure; no test asserts on speed.
-const guard = 5 * time.Second
-
-func newPoller(t testing.TB) *poller.Poller {
-	t.Helper()
-	p, err := poller.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
-}
-
 // fds owns the descriptors one test opens and closes those still open at
 // cleanup, so that a test may close an end early without a double close.
 type fds struct {
@@ -95,17 +77,6 @@ func add(t testing.TB, p *poller.Poller, fd int, token uint64, in poller.Interes
 	if err := p.Add(fd, token, in); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// wait calls Wait once and fails the test on error.
-func wait(t testing.TB, p *poller.Poller, msec int) []poller.Event {
-	t.Helper()
-	events := make([]poller.Event, 16)
-	n, err := p.Wait(events, msec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return events[:n]
 }
 
 // waitOne waits for exactly one event and checks its token and that it has

@@ -14,8 +14,6 @@ import (
 	"github.com/ioreactor/reactor/poller"
 )
 
-const guard = 5 * time.Second
-
 // heapOps keeps the tests' operations on the heap. An operation the
 // compiler could keep on a goroutine stack would move when the stack
 // grows, and the port would complete the old copy.
@@ -25,30 +23,6 @@ func heapOp(op poller.Op) *poller.Operation {
 	o := &poller.Operation{Op: op}
 	heapOps = append(heapOps, o)
 	return o
-}
-
-func newPort(t *testing.T) *poller.Poller {
-	t.Helper()
-	p, err := poller.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
-}
-
-func waitEvents(t *testing.T, p *poller.Poller, msec int) []poller.Event {
-	t.Helper()
-	events := make([]poller.Event, 16)
-	n, err := p.Wait(events, msec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return events[:n]
 }
 
 // rawConn connects an overlapped socket of ours to a net.Listener of Go's
@@ -97,9 +71,9 @@ func TestPortCloseAndUseAfterClose(t *testing.T) {
 }
 
 func TestPortWaitTimesOut(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	start := time.Now()
-	if ev := waitEvents(t, p, 20); len(ev) != 0 {
+	if ev := wait(t, p, 20); len(ev) != 0 {
 		t.Fatalf("events on an idle port: %+v", ev)
 	}
 	if time.Since(start) < 15*time.Millisecond {
@@ -108,18 +82,18 @@ func TestPortWaitTimesOut(t *testing.T) {
 }
 
 func TestPortWakeUnblocksAndCoalesces(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	for range 5 {
 		if err := p.Wake(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ev := waitEvents(t, p, int(guard/time.Millisecond)); len(ev) != 0 {
+	if ev := wait(t, p, int(guard/time.Millisecond)); len(ev) != 0 {
 		t.Fatalf("a wake-up surfaced as events %+v", ev)
 	}
 	// Five Wakes before the Wait: one packet, so nothing is left.
 	start := time.Now()
-	waitEvents(t, p, 30)
+	wait(t, p, 30)
 	if time.Since(start) < 20*time.Millisecond {
 		t.Fatal("coalesced Wakes left a second packet behind")
 	}
@@ -128,14 +102,14 @@ func TestPortWakeUnblocksAndCoalesces(t *testing.T) {
 		p.Wake()
 	}()
 	start = time.Now()
-	waitEvents(t, p, int(guard/time.Millisecond))
+	wait(t, p, int(guard/time.Millisecond))
 	if time.Since(start) >= guard {
 		t.Fatal("Wake did not end a blocked Wait")
 	}
 }
 
 func TestPortWakeAllReleasesEveryWaiter(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	const waiters = 4
 	var wg sync.WaitGroup
 	for range waiters {
@@ -160,11 +134,11 @@ func TestPortWakeAllReleasesEveryWaiter(t *testing.T) {
 		t.Fatal("WakeAll did not release every waiter")
 	}
 	// And every later Wait returns at once.
-	waitEvents(t, p, -1)
+	wait(t, p, -1)
 }
 
 func TestPortSendAndReceiveComplete(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	s, peer := rawConn(t)
 	if err := p.Add(s, 77, 0); err != nil {
 		t.Fatal(err)
@@ -212,29 +186,12 @@ func TestPortSendAndReceiveComplete(t *testing.T) {
 	runtime.KeepAlive(recv)
 }
 
-func waitDone(t *testing.T, p *poller.Poller, token uint64, op poller.Op) poller.Event {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for time.Now().Before(deadline) {
-		ev := waitEvents(t, p, 100)
-		if len(ev) == 0 {
-			continue
-		}
-		if len(ev) != 1 || ev[0].Flags&poller.Done == 0 || ev[0].Token != token || ev[0].Op != op {
-			t.Fatalf("got %+v, want one completion of op %d with token %d", ev, op, token)
-		}
-		return ev[0]
-	}
-	t.Fatal("no completion")
-	return poller.Event{}
-}
-
 // TestPortDuplicatePacketIsDropped: a second packet for an operation that
 // already completed (injected with Post, as a provider that queued a
 // packet despite skip-on-success would) is dropped and counted, never
 // reported twice.
 func TestPortDuplicatePacketIsDropped(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	op := heapOp(5)
 	op.Arm()
 	if err := p.Post(9, op, 4); err != nil {
@@ -246,7 +203,7 @@ func TestPortDuplicatePacketIsDropped(t *testing.T) {
 	var got []poller.Event
 	deadline := time.Now().Add(guard)
 	for p.Duplicates() == 0 && time.Now().Before(deadline) {
-		got = append(got, waitEvents(t, p, 50)...)
+		got = append(got, wait(t, p, 50)...)
 	}
 	if len(got) != 1 || got[0].Res != 4 || got[0].Op != 5 {
 		t.Fatalf("events %+v, want exactly one completion", got)
@@ -263,7 +220,7 @@ func TestPortDuplicatePacketIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(guard); p.Duplicates() < 2 && time.Now().Before(deadline); {
-		if ev := waitEvents(t, p, 50); len(ev) != 0 {
+		if ev := wait(t, p, 50); len(ev) != 0 {
 			t.Fatalf("a stale packet completed the operation's next request: %+v", ev)
 		}
 	}
@@ -286,7 +243,7 @@ func TestPortDuplicatePacketIsDropped(t *testing.T) {
 // complete with ERROR_OPERATION_ABORTED (995) — on Wine too, where a
 // close without it may leave the packet waiting for the peer.
 func TestPortCancelCompletesWithAborted(t *testing.T) {
-	p := newPort(t)
+	p := newPoller(t)
 	s, _ := rawConn(t)
 	if err := p.Add(s, 3, 0); err != nil {
 		t.Fatal(err)

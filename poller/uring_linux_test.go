@@ -30,28 +30,6 @@ func newRing(t testing.TB, slots int) *poller.Poller {
 	return p
 }
 
-// waitDone waits for one completion and checks its token and operation.
-func waitDone(t testing.TB, p *poller.Poller, token uint64, op poller.Op) poller.Event {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for time.Now().Before(deadline) {
-		events := wait(t, p, 100)
-		if len(events) == 0 {
-			continue
-		}
-		if len(events) != 1 {
-			t.Fatalf("got %d events %+v, want 1", len(events), events)
-		}
-		ev := events[0]
-		if ev.Flags&poller.Done == 0 || ev.Token != token || ev.Op != op {
-			t.Fatalf("got %+v, want completion of op %d with token %#x", ev, op, token)
-		}
-		return ev
-	}
-	t.Fatal("no completion")
-	return poller.Event{}
-}
-
 func TestRingReadinessReportsInWithToken(t *testing.T) {
 	p := newRing(t, 0)
 	a, b := newFDs(t).socketpair()

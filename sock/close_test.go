@@ -42,6 +42,17 @@ func (h *funcHandler) OnClose(c *reactor.Conn, err error) {
 	}
 }
 
+// echoRead is an OnRead that echoes each buffer and reads on, and closes
+// at end of stream.
+func echoRead(c *reactor.Conn, b *reactor.Buffer, err error) {
+	if err != nil {
+		c.Close()
+		return
+	}
+	c.WriteBuffer(b)
+	c.Read()
+}
+
 // collectUntilEOF is an OnRead that gathers a connection's bytes and,
 // at EOF, sends them on got and closes the connection.
 func collectUntilEOF(got chan<- []byte) func(c *reactor.Conn, b *reactor.Buffer, err error) {

@@ -30,14 +30,7 @@ func TestFDReuseCanary(t *testing.T) {
 			c.Read()
 			opened <- c
 		},
-		onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
-			if err != nil {
-				c.Close()
-				return
-			}
-			c.WriteBuffer(b)
-			c.Read()
-		},
+		onRead: echoRead,
 		onClose: func(c *reactor.Conn, err error) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -123,14 +123,7 @@ func TestInjectedDuplicateCompletionIsDropped(t *testing.T) {
 	closes := make(chan error, 4)
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
 		onOpen: func(c *reactor.Conn) { opened <- c; c.Read() },
-		onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
-			if err != nil {
-				c.Close()
-				return
-			}
-			c.WriteBuffer(b)
-			c.Read()
-		},
+		onRead: echoRead,
 		onClose: func(c *reactor.Conn, err error) { closes <- err },
 	}, reactor.ListenOptions{})
 	if err != nil {
