@@ -122,8 +122,8 @@ func TestInjectedDuplicateCompletionIsDropped(t *testing.T) {
 	opened := make(chan *reactor.Conn, 1)
 	closes := make(chan error, 4)
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
-		onOpen: func(c *reactor.Conn) { opened <- c; c.Read() },
-		onRead: echoRead,
+		onOpen:  func(c *reactor.Conn) { opened <- c; c.Read() },
+		onRead:  echoRead,
 		onClose: func(c *reactor.Conn, err error) { closes <- err },
 	}, reactor.ListenOptions{})
 	if err != nil {
