@@ -347,13 +347,14 @@ func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers }
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	c := &e.counters
+	in, out := e.env.Bytes()
 	return Stats{
+		BytesIn:        in,
+		BytesOut:       out,
 		Backend:        e.backend,
 		ConnsOpen:      c.ConnsOpen.Load(),
 		ConnsTotal:     c.ConnsTotal.Load(),
 		FDs:            c.FDs.Load(),
-		BytesIn:        c.BytesIn.Load(),
-		BytesOut:       c.BytesOut.Load(),
 		Accepts:        c.Accepts.Load(),
 		AcceptBackoff:  c.AcceptBackoff.Load(),
 		DialFailures:   c.DialFailures.Load(),

@@ -160,7 +160,7 @@ func (c *Conn) performReads(edge poller.Flags) {
 			d.eof = true
 		default:
 			d.b = commitChain(b, n)
-			c.env.Counters.BytesIn.Add(int64(n))
+			c.env.addIn(c.loop, n)
 			c.rfull = n == room
 			// A short read emptied the socket: the next byte to arrive
 			// raises a new edge. Not so after a hang-up, whose edge is
@@ -270,7 +270,7 @@ func (c *Conn) writeOutLocked(req *writeReq) (done bool, err error) {
 		n, err := c.writeSome(req)
 		if n > 0 {
 			req.advance(n)
-			c.env.Counters.BytesOut.Add(int64(n))
+			c.env.addOut(c.loop, n)
 		}
 		switch err {
 		case nil:

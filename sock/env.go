@@ -42,6 +42,7 @@ type Env struct {
 	// none, up to the ring's slots. 0 means 1.
 	RingBuffers int
 	rings       []*recvRing // by loop ID, in completion mode
+	traffic     []traffic   // by loop ID: bytes in and out
 
 	// NoSkipOnSuccess switches FILE_SKIP_COMPLETION_PORT_ON_SUCCESS off
 	// (Windows). It is on by default where every TCP provider is IFS.
@@ -61,6 +62,7 @@ type Env struct {
 // the completion mode is chosen. Call it once, after the group is made and
 // before any socket.
 func (e *Env) Start() error {
+	e.traffic = make([]traffic, len(e.Group.Loops()))
 	if err := e.startPlatform(); err != nil {
 		return err
 	}
@@ -120,14 +122,33 @@ func (e *Env) maxReads() int {
 	return 1
 }
 
+// traffic counts one loop's bytes. The counters are updated for every
+// read and write, so each loop has its own, a cache line apart: one shared
+// pair written by every I/O thread would move between cores on every
+// message.
+type traffic struct {
+	in, out atomic.Int64
+	_       [48]byte
+}
+
+func (e *Env) addIn(l *pool.Loop, n int)  { e.traffic[l.ID()].in.Add(int64(n)) }
+func (e *Env) addOut(l *pool.Loop, n int) { e.traffic[l.ID()].out.Add(int64(n)) }
+
+// Bytes sums the bytes read from and written to connections so far.
+func (e *Env) Bytes() (in, out int64) {
+	for i := range e.traffic {
+		in += e.traffic[i].in.Load()
+		out += e.traffic[i].out.Load()
+	}
+	return in, out
+}
+
 // Counters are the sockets' resource counters. Fields are updated
 // atomically and may be read at any time.
 type Counters struct {
 	ConnsOpen     atomic.Int64 // connections between OnOpen and OnClose
 	ConnsTotal    atomic.Int64 // connections ever opened
 	FDs           atomic.Int64 // descriptors the engine holds open
-	BytesIn       atomic.Int64 // bytes read from connections
-	BytesOut      atomic.Int64 // bytes written to connections
 	Accepts       atomic.Int64 // connections accepted
 	AcceptBackoff atomic.Int64 // times accept paused for lack of descriptors or memory
 	Panics        atomic.Int64 // callbacks that panicked

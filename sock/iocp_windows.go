@@ -185,7 +185,7 @@ func (c *Conn) recvDone(op *recvOp, n, errno uint32) {
 	default:
 		d.b = commitChain(b, int(n))
 		c.rfull = int(n) == room
-		c.env.Counters.BytesIn.Add(int64(n))
+		c.env.addIn(c.loop, int(n))
 	}
 	c.issueRecvLocked()
 	c.rmu.Unlock()

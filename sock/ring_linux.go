@@ -251,7 +251,7 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		}
 		d.b = b
 		c.rfull = int(res) >= b.Cap()
-		c.env.Counters.BytesIn.Add(int64(res))
+		c.env.addIn(c.loop, int(res))
 		if c.rfull && c.rmulti && !ended {
 			// A stream began: end the multishot receive; the next one is
 			// a one-shot bundle (see issueRecvLocked).

@@ -15,3 +15,12 @@ func TestConnFitsItsSizeClass(t *testing.T) {
 		t.Fatalf("Conn is %d bytes, over the 256-byte size class", n)
 	}
 }
+
+// TestTrafficCountersOwnACacheLine: each loop's byte counters are written
+// for every message; sharing a 64-byte line with another loop's would
+// bounce it between cores.
+func TestTrafficCountersOwnACacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(traffic{}); n != 64 {
+		t.Fatalf("traffic is %d bytes, want one 64-byte cache line", n)
+	}
+}

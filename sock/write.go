@@ -170,7 +170,7 @@ func (c *Conn) enqueueOpLocked(req *writeReq) {
 // writes in order, and every write they finish completes. Called with wmu
 // held.
 func (c *Conn) sentLocked(n int) {
-	c.env.Counters.BytesOut.Add(int64(n))
+	c.env.addOut(c.loop, n)
 	for n > 0 || !c.queueEmptyLocked() && c.wq.front().left == 0 {
 		req := c.wq.front()
 		k := min(n, req.left)
