@@ -1,6 +1,7 @@
 package reactor_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // the stats and in the log.
 func TestWindowsEngineSaysItsCompletionMode(t *testing.T) {
 	var logged []string
-	e, err := reactor.New(reactor.Config{IOThreads: 2, Logf: func(f string, a ...any) { logged = append(logged, f) }})
+	e, err := reactor.New(reactor.Config{IOThreads: 2, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,8 +23,8 @@ func TestWindowsEngineSaysItsCompletionMode(t *testing.T) {
 	if !strings.HasPrefix(mode, "on: ") && !strings.HasPrefix(mode, "off: ") {
 		t.Fatalf("CompletionMode %q names no decision", mode)
 	}
-	if len(logged) == 0 {
-		t.Fatal("the completion mode was not logged")
+	if len(logged) != 1 || !strings.HasSuffix(logged[0], mode[strings.Index(mode, ": ")+2:]) {
+		t.Fatalf("logged %q, want one line giving the reason of %q", logged, mode)
 	}
 	t.Logf("completion mode: %s", mode)
 	off, err := reactor.New(reactor.Config{IOThreads: 1, NoSkipOnSuccess: true})

@@ -36,7 +36,7 @@ func TestDialEchoThroughEngine(t *testing.T) {
 // moving closes each exactly once and leaves nothing behind (the engine
 // helper checks counters, the package checks descriptors and goroutines).
 func TestShutdownClosesEverything(t *testing.T) {
-	e, err := reactor.New(reactor.Config{IOThreads: 2})
+	e, err := reactor.New(testutil.WithTestBackend(reactor.Config{IOThreads: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
