@@ -31,8 +31,7 @@ func (c *Conn) completeRead(s seq.Number, d readDone) {
 		c.dmu.Unlock()
 		panic("sock: read completion out of range: " + err.Error())
 	}
-	c.dmu.Unlock()
-	c.deliver()
+	c.deliverLocked()
 }
 
 // readPacket is a performed read on its way to completion on another
@@ -72,6 +71,12 @@ func (p *readPacket) RunTask(*pool.Loop) {
 // thread is already delivering (it will pick them up before it stops).
 func (c *Conn) deliver() {
 	c.dmu.Lock()
+	c.deliverLocked()
+}
+
+// deliverLocked is deliver for a caller that holds dmu; it returns with
+// dmu released.
+func (c *Conn) deliverLocked() {
 	if c.delivering {
 		c.dmu.Unlock()
 		return
