@@ -5,13 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 )
 
 func newGroup(t *testing.T, cfg pool.Config) *pool.Group {
 	t.Helper()
-	g, err := pool.NewGroup(cfg, poller.New)
+	g, err := pool.NewGroup(cfg, newPoller(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +138,7 @@ func TestLeastLoadedPicksEmptiest(t *testing.T) {
 // TestStopRunsPostedTasks: tasks posted before Stop still run; Stop
 // returns with every thread gone.
 func TestStopRunsPostedTasks(t *testing.T) {
-	g, err := pool.NewGroup(pool.Config{Threads: 2}, poller.New)
+	g, err := pool.NewGroup(pool.Config{Threads: 2}, newPoller(pool.Config{Threads: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
