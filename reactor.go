@@ -290,6 +290,9 @@ type Stats struct {
 	// RecvStashed counts arrivals taken by an io_uring receive before a
 	// read was issued for them (held for the next Read).
 	RecvStashed int64
+	// RecvPaused counts io_uring receives stopped because a connection's
+	// stash was full: backpressure reaching the kernel.
+	RecvPaused int64
 	// CompletionMode is, on Windows, whether skip-on-success is on and
 	// why ("on: all 2 TCP providers are IFS"); empty elsewhere.
 	CompletionMode string
@@ -362,6 +365,7 @@ func (e *Engine) Stats() Stats {
 		RecvNoBuffers:  c.RecvNoBuffers.Load(),
 		RingBuffers:    c.RingBuffers.Load(),
 		RecvStashed:    c.RecvStashed.Load(),
+		RecvPaused:     c.RecvPaused.Load(),
 		Ring:           e.ringStats(),
 
 		CompletionMode:    completionMode(e.env.Skip()),

@@ -166,6 +166,9 @@ type Counters struct {
 	// RecvStashed counts arrivals an io_uring receive took before a read
 	// was issued for them, held for the next Read.
 	RecvStashed atomic.Int64
+	// RecvPaused counts multishot receives stopped because their
+	// connection's stash was full (its reader had stopped reading).
+	RecvPaused atomic.Int64
 	// SkipSockets counts sockets on which skip-on-success took effect
 	// (Windows); InlineCompletions counts operations that completed at
 	// once and were handled without a packet.

@@ -271,6 +271,8 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		}
 		x.stash.push(d)
 		if x.stash.len() >= stashMax && c.rinflight && c.rmulti {
+			c.rmulti = false // one cancellation is enough
+			c.env.Counters.RecvPaused.Add(1)
 			if err := c.loop.Poller().CancelOp(c.reg.Token(), opRecv); err != nil {
 				panic("sock: cancelling a receive: " + err.Error())
 			}

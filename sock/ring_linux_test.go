@@ -149,10 +149,11 @@ func TestClosedListenerFreesItsPortAtOnce(t *testing.T) {
 }
 
 // TestRingStashKeepsOrderForSlowReaders: a reader that issues its next
-// Read only every few milliseconds while the peer streams: arrivals the
-// multishot receive takes in between wait in the connection's stash (and
-// past four of them the receive stops), and every byte still reaches
-// OnRead once and in order; no buffer is left out.
+// Read only every few milliseconds while the peer sends small writes:
+// arrivals the multishot receive takes in between wait in the
+// connection's stash, at four of them the receive stops (RecvPaused), and
+// every byte still reaches OnRead once and in order; no buffer is left
+// out.
 func TestRingStashKeepsOrderForSlowReaders(t *testing.T) {
 	requireRing(t)
 	e := testutil.Engine(t, reactor.Config{IOThreads: 1, Backend: reactor.BackendURing, BufferSize: 4096})
@@ -183,12 +184,14 @@ func TestRingStashKeepsOrderForSlowReaders(t *testing.T) {
 	client := dial(t, ln.Addr().String())
 	defer client.Close()
 	c := wait(t, srv, "OnOpen")
-	const total = 1 << 20
+	// Small writes, so that arrivals stay below a buffer and the receive
+	// stays multishot; the reader asks only every 2 ms.
+	const total, chunk = 256 << 10, 256
 	msg := randomBytes(total, 7)
 	go func() {
-		for off := 0; off < total; off += 8192 {
-			client.Write(msg[off : off+8192])
-			time.Sleep(100 * time.Microsecond)
+		for off := 0; off < total; off += chunk {
+			client.Write(msg[off : off+chunk])
+			time.Sleep(50 * time.Microsecond)
 		}
 		client.CloseWrite()
 	}()
@@ -213,6 +216,9 @@ func TestRingStashKeepsOrderForSlowReaders(t *testing.T) {
 	}
 	if n := e.Stats().RecvStashed; n == 0 {
 		t.Fatal("no arrival waited for a Read: the stash path did not run")
+	}
+	if n := e.Stats().RecvPaused; n == 0 {
+		t.Fatal("the stash never filled to its bound: the receive was never stopped")
 	}
 	c.Close()
 	t.Logf("arrivals held for a later Read: %d", e.Stats().RecvStashed)
