@@ -256,13 +256,19 @@ func TestOperationsAfterClose(t *testing.T) {
 	defer cl.Close()
 	c := wait(t, closed, "OnClose")
 	_, werr := c.Write([]byte("x"))
+	b := e.Buffers().Get()
+	b.Append([]byte("x"))
+	_, wberr := c.WriteBuffer(b) // takes b, and releases it on failure
 	errs := map[string]error{
-		"Read": c.Read(), "Write": werr, "CloseWrite": c.CloseWrite(), "Close": c.Close(), "Abort": c.Abort(),
+		"Read": c.Read(), "Write": werr, "WriteBuffer": wberr, "CloseWrite": c.CloseWrite(), "Close": c.Close(), "Abort": c.Abort(),
 	}
 	for op, err := range errs {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("%s after close: %v, want net.ErrClosed", op, err)
 		}
+	}
+	if n := e.Stats().BuffersOut(); n != 0 {
+		t.Errorf("%d buffers out after a refused WriteBuffer, want 0", n)
 	}
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)

@@ -28,8 +28,9 @@ func TestDialTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = wait(t, failed, "the connect timeout")
-	if !errors.Is(err, sock.ErrConnectTimeout) {
-		t.Fatalf("close reason %v, want ErrConnectTimeout", err)
+	var de *sock.DialError
+	if !errors.As(err, &de) || !errors.Is(err, sock.ErrConnectTimeout) {
+		t.Fatalf("close reason %v, want a *DialError wrapping ErrConnectTimeout", err)
 	}
 	if el := time.Since(start); el < timeout {
 		t.Fatalf("timed out after %v, before the %v asked", el, timeout)
