@@ -40,7 +40,21 @@ type (
 	DialOptions = sock.DialOptions
 	// Buffer is a pooled buffer, as handed to OnRead.
 	Buffer = pool.Buffer
+	// ConnOptions are a connection's filters (TLS, read timeout, the
+	// user's) and write limit.
+	ConnOptions = sock.ConnOptions
+	// Filter is one layer of a connection's filter chain.
+	Filter = sock.Filter
+	// FlowHandler is a Handler told when its write queue runs high.
+	FlowHandler = sock.FlowHandler
 )
+
+// Submit runs work on the engine's blocking-work pool, off the I/O
+// threads, and then done with its result on c's I/O side, in submission
+// order per connection. See sock.Submit.
+func Submit[T any](c *Conn, work func() T, done func(c *Conn, v T)) error {
+	return sock.Submit(c, work, done)
+}
 
 // Config tunes an Engine. The zero value is a sound default.
 type Config struct {
@@ -93,6 +107,18 @@ type Config struct {
 	// Logf, if set, receives the engine's few log lines (on Windows, the
 	// completion mode chosen and why). nil logs nothing.
 	Logf func(format string, args ...any)
+	// BlockingWorkers bounds how many functions handed to Submit run at
+	// once, and BlockingQueue how many more may wait; 0 means 64 and
+	// 65,536. HandshakeWorkers bounds the TLS handshakes in progress at
+	// once (more wait their turn); 0 means 64. Each pool is made on first
+	// use.
+	BlockingWorkers, BlockingQueue, HandshakeWorkers int
+	// WriteLimit bounds the bytes each connection holds queued for a peer
+	// that does not read (ListenOptions and DialOptions may override it):
+	// a write that would pass it is refused with a *sock.WriteLimitError
+	// and the connection stays usable. 0 means sock.DefaultWriteLimit
+	// (64 MiB), < 0 no bound.
+	WriteLimit int64
 	// SeqStart is the first sequence number of every connection's reads and
 	// writes. Tests start it just below the top of the range to drive real
 	// traffic through the wrap-around; other users leave it 0.
@@ -203,6 +229,11 @@ func New(cfg Config) (*Engine, error) {
 		Ring:        ring,
 		RingBuffers: cmp.Or(cfg.RingBuffers, 64),
 
+		WriteLimit:       cfg.WriteLimit,
+		BlockingWorkers:  cfg.BlockingWorkers,
+		BlockingQueue:    cfg.BlockingQueue,
+		HandshakeWorkers: cfg.HandshakeWorkers,
+
 		NoSkipOnSuccess: cfg.NoSkipOnSuccess,
 		Logf:            cfg.Logf,
 
@@ -258,7 +289,14 @@ func (e *Engine) Shutdown(timeout time.Duration) error {
 	}
 	e.shutdown = true
 	e.mu.Unlock()
-	err := sock.CloseAll(&e.env, time.Now().Add(timeout))
+	deadline := time.Now().Add(timeout)
+	err := sock.CloseAll(&e.env, deadline)
+	// Every connection waited for its own blocking work before it closed;
+	// what is left belongs to none. Results still go to the loops, so the
+	// pools stop before the group.
+	if perr := e.env.StopBlocking(max(time.Until(deadline), 100*time.Millisecond)); perr != nil {
+		err = errors.Join(err, perr)
+	}
 	if gerr := e.group.Stop(); gerr != nil {
 		err = errors.Join(err, gerr)
 	}
@@ -304,13 +342,20 @@ type Stats struct {
 	// Ring sums the I/O threads' io_uring counters (zero on epoll):
 	// io_uring_enter calls, entries submitted, entries that waited for
 	// room in a submission queue, failed cancellations.
-	Ring          poller.RingStats
-	Panics        int64 // callbacks that panicked
-	CloseErrors   int64
-	Registrations int // sockets registered with the pollers
-	Buffers       pool.BufferStats
-	Threads       []pool.ThreadStats
-	Goroutines    int
+	Ring poller.RingStats
+	// TLSHandshakes and TLSFailures count TLS handshakes done and failed
+	// (timeouts included); ReadTimeouts, connections closed by their read
+	// timeout.
+	TLSHandshakes, TLSFailures, ReadTimeouts int64
+	// Blocking and Handshakes are the blocking-work pools' counters (zero
+	// until first used).
+	Blocking, Handshakes pool.BlockingStats
+	Panics               int64 // callbacks that panicked
+	CloseErrors          int64
+	Registrations        int // sockets registered with the pollers
+	Buffers              pool.BufferStats
+	Threads              []pool.ThreadStats
+	Goroutines           int
 }
 
 func completionMode(d sock.SkipDecision) string {
@@ -351,6 +396,7 @@ func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers }
 func (e *Engine) Stats() Stats {
 	c := &e.counters
 	in, out := e.env.Bytes()
+	bw, bh := e.env.BlockingStats()
 	return Stats{
 		BytesIn:        in,
 		BytesOut:       out,
@@ -372,6 +418,11 @@ func (e *Engine) Stats() Stats {
 		SkipSockets:       c.SkipSockets.Load(),
 		InlineCompletions: c.InlineCompletions.Load(),
 		DuplicatePackets:  e.duplicates(),
+		TLSHandshakes:     c.TLSHandshakes.Load(),
+		TLSFailures:       c.TLSFailures.Load(),
+		ReadTimeouts:      c.ReadTimeouts.Load(),
+		Blocking:          bw,
+		Handshakes:        bh,
 		Panics:            c.Panics.Load(),
 		CloseErrors:       c.CloseErrors.Load(),
 		Registrations:     e.group.Table().Len(),

@@ -71,6 +71,7 @@ type Conn struct {
 	// completion is delivered, to keep the connection small). Set once,
 	// before the connection is shared.
 	onWrite bool
+	onFlow  bool // h is a FlowHandler (set once, like onWrite)
 	rout    atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
@@ -81,7 +82,7 @@ type Conn struct {
 	// delivering is guarded by dmu (it sits here to fill padding).
 	delivering bool
 	wgen       seq.Generator
-	wq         *fifo[*writeReq]
+	wq         *writeQueue
 	// wqLen counts accepted writes not yet wholly taken: the queue plus a
 	// write being offered to the kernel from the writer's goroutine. It
 	// rises before that system call, so an EPOLLOUT edge raised by the
@@ -119,12 +120,16 @@ var (
 func newConn(env *Env, loop *pool.Loop, fd sysfd, h Handler) *Conn {
 	c := &Conn{fd: fd, loop: loop, env: env, h: h}
 	_, c.onWrite = h.(WriteHandler)
+	_, c.onFlow = h.(FlowHandler)
 	c.life.init()
 	c.rgen = seq.NewGenerator(env.ReadSeqStart)
 	c.rnext = env.ReadSeqStart
 	c.rdone.Init(env.ReadSeqStart)
 	c.wgen = seq.NewGenerator(env.WriteSeqStart)
 	c.writable = true
+	if ch, ok := h.(*chain); ok {
+		ch.attach(c)
+	}
 	return c
 }
 
@@ -150,6 +155,18 @@ type connExtra struct {
 	// stash holds arrivals of an io_uring multishot receive that no read
 	// was issued for yet (guarded by rmu).
 	stash *fifo[readDone]
+	// limit is the connection's own write limit (0: the engine's),
+	// written under wmu.
+	limit int64
+	// flowWant is the water-mark state a FlowHandler should see (1:
+	// high); flowTold what it was last told (guarded by dmu).
+	flowWant atomic.Int32
+	flowTold bool
+	// Blocking work (blocking.go): stamps, guarded by bmu, and the
+	// results in stamp order, guarded by dmu.
+	bmu     sync.Mutex
+	bgen    seq.Generator
+	results seq.List[func()]
 }
 
 // extra returns the connection's connExtra, making it on first use.
@@ -158,6 +175,7 @@ func (c *Conn) extra() *connExtra {
 		return x
 	}
 	x := new(connExtra)
+	x.results.Init(0)
 	x.connectTimer.Init(c.connectExpired)
 	x.lingerTimer.Init(c.lingerExpired)
 	if c.x.CompareAndSwap(nil, x) {
@@ -197,6 +215,14 @@ type ctxBox struct{ v any }
 // buffer; completions come in the order reads were issued. At most
 // Env.MaxReads reads may be outstanding.
 func (c *Conn) Read() error {
+	if ch := c.filters(); ch != nil {
+		return ch.read()
+	}
+	return c.readRaw()
+}
+
+// readRaw issues a read on the socket, below any filter.
+func (c *Conn) readRaw() error {
 	if !c.life.incref() {
 		return ErrClosed
 	}
@@ -216,6 +242,13 @@ func (c *Conn) Read() error {
 // CloseWrite shuts down the sending side once every accepted write has
 // gone out: the peer reads EOF after the last byte. Reads go on.
 func (c *Conn) CloseWrite() error {
+	if ch := c.filters(); ch != nil {
+		return ch.closeWrite()
+	}
+	return c.closeWriteRaw()
+}
+
+func (c *Conn) closeWriteRaw() error {
 	if !c.life.incref() {
 		return ErrClosed
 	}
@@ -237,7 +270,15 @@ func (c *Conn) CloseWrite() error {
 // flushed first, then the descriptor is closed. If they cannot be flushed
 // within Env.Linger the connection is aborted. No read completes after
 // Close. OnClose follows with a nil error (ErrLingerTimeout if aborted).
+// Filters see the close first (TLS sends its close_notify).
 func (c *Conn) Close() error {
+	if ch := c.filters(); ch != nil {
+		return ch.close()
+	}
+	return c.closeRaw()
+}
+
+func (c *Conn) closeRaw() error {
 	if !c.life.incref() {
 		return ErrClosed
 	}
@@ -296,6 +337,11 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 		// Operations in flight hold references; cancelling them lets the
 		// count reach zero. Done on the loop, where no lock is held.
 		c.schedule(schedCancel)
+	}
+	if ch := c.filters(); ch != nil {
+		// Work a filter waits for (a TLS handshake) holds a reference
+		// too; it ends now rather than at its own timeout.
+		ch.interrupt()
 	}
 	c.decref()
 	return true

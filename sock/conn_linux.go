@@ -318,7 +318,9 @@ func (c *Conn) flush() {
 	c.writable = true
 	for !c.queueEmptyLocked() {
 		req := c.wq.front()
+		before := req.left
 		done, err := c.writeOutLocked(req)
+		c.takenLocked(before - req.left)
 		if err != nil {
 			c.wmu.Unlock()
 			c.fail(err)

@@ -101,6 +101,27 @@ func (c *Conn) deliverLocked() {
 			c.dmu.Lock()
 			continue
 		}
+		if x := c.x.Load(); x != nil {
+			if f, ok := x.results.Pop(); ok {
+				// Results of blocking work are delivered even after
+				// close, so that each can release what it holds.
+				c.dmu.Unlock()
+				c.callResult(f)
+				c.dmu.Lock()
+				continue
+			}
+			if high, ok := c.flowCallLocked(x); ok {
+				c.dmu.Unlock()
+				c.callFlow(high)
+				c.dmu.Lock()
+				continue
+			}
+		}
+		if ch := c.filters(); ch != nil && ch.readyLocked() {
+			ch.stepLocked()
+			c.dmu.Lock()
+			continue
+		}
 		break
 	}
 	c.delivering = false
@@ -140,6 +161,18 @@ func (c *Conn) callRead(d readDone) {
 func (c *Conn) callWrite(d writeDone) {
 	defer c.recoverCallback()
 	c.h.(WriteHandler).OnWrite(c, d.s, d.n, d.err)
+}
+
+func (c *Conn) callResult(f func()) {
+	defer c.recoverCallback()
+	f()
+}
+
+func (c *Conn) callFlow(high bool) {
+	defer c.recoverCallback()
+	if !c.life.closed() {
+		c.h.(FlowHandler).OnWriteQueue(c, high)
+	}
 }
 
 func (c *Conn) callClose(err error) {

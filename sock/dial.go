@@ -1,11 +1,35 @@
 package sock
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // DialOptions tunes an outbound connect.
 type DialOptions struct {
 	// Timeout bounds the connect; 0 means no bound beyond the kernel's.
+	// A TLS handshake after it has its own bound (HandshakeTimeout).
 	Timeout time.Duration
+	ConnOptions
+}
+
+// prepare checks the options of a Dial and returns the handler the new
+// connection's socket calls.
+func (o *DialOptions) prepare(addr string, h Handler) (Handler, error) {
+	if o.TLS != nil {
+		if err := CheckTLSConfig(o.TLS, time.Now(), false); err != nil {
+			return nil, err
+		}
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return o.handler(h, false, host), nil
+}
+
+// apply gives a new connection what its options say beyond the chain.
+func (o *ConnOptions) apply(c *Conn) {
+	if o.WriteLimit != 0 {
+		c.extra().limit = o.WriteLimit
+	}
 }
 
 func (c *Conn) connectExpired() {

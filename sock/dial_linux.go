@@ -18,6 +18,10 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	h, err = o.prepare(addr, h)
+	if err != nil {
+		return nil, err
+	}
 	fd, err := newSocket(a)
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
@@ -33,6 +37,7 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("connect", err)}
 	}
 	c := newConn(env, env.Group.Pick(), fd, h)
+	o.apply(c)
 	c.extra().addr = addr
 	c.remote = a
 	c.dialing.Store(true)

@@ -31,6 +31,10 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	h, err = o.prepare(addr, h)
+	if err != nil {
+		return nil, err
+	}
 	s, err := newSocket(a)
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
@@ -46,6 +50,7 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("bind", err)}
 	}
 	c := newConn(env, env.Group.Pick(), s, h)
+	o.apply(c)
 	c.extra().addr = addr
 	c.remote = a
 	c.dialing.Store(true)

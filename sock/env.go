@@ -51,6 +51,17 @@ type Env struct {
 	// Logf, if set, receives the engine's few log lines (the completion
 	// mode chosen and why).
 	Logf func(format string, args ...any)
+	// WriteLimit bounds each connection's queued bytes unless its
+	// listener or connector says otherwise: 0 means DefaultWriteLimit,
+	// < 0 no bound.
+	WriteLimit int64
+	// BlockingWorkers and BlockingQueue size the pool that runs the
+	// blocking work connections hand off (Submit); HandshakeWorkers sizes
+	// the one that runs TLS handshakes, apart so that neither can starve
+	// the other. 0 means pool.DefaultBlockingWorkers and
+	// pool.DefaultBlockingQueue. Each pool is made on first use.
+	BlockingWorkers, BlockingQueue, HandshakeWorkers int
+	pools                                            blockingPools
 	// ReadSeqStart and WriteSeqStart are the first stamps of every
 	// connection's reads and writes. Tests set them near the top of the
 	// range to drive real traffic through the wrap-around.
@@ -174,4 +185,10 @@ type Counters struct {
 	// once and were handled without a packet.
 	SkipSockets       atomic.Int64
 	InlineCompletions atomic.Int64
+	// TLSHandshakes and TLSFailures count TLS handshakes that completed
+	// and that failed (or timed out); ReadTimeouts, connections closed by
+	// their read timeout.
+	TLSHandshakes atomic.Int64
+	TLSFailures   atomic.Int64
+	ReadTimeouts  atomic.Int64
 }

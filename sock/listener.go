@@ -16,6 +16,24 @@ type ListenOptions struct {
 	// ReusePort sets SO_REUSEPORT, so several listeners (in this process or
 	// others) can share the port and the kernel spreads connections.
 	ReusePort bool
+	// ConnOptions apply to every accepted connection.
+	ConnOptions
+}
+
+// checkListen checks a listener's options before anything is bound: a
+// TLS certificate that cannot work is refused here, by name.
+func (o *ListenOptions) check() error {
+	if o.TLS != nil {
+		return CheckTLSConfig(o.TLS, time.Now(), true)
+	}
+	return nil
+}
+
+// accepted makes the connection for an accepted descriptor.
+func (ln *Listener) accepted(fd sysfd) *Conn {
+	c := newConn(ln.env, ln.env.Group.Pick(), fd, ln.opts.handler(ln.h, true, ""))
+	ln.opts.apply(c)
+	return c
 }
 
 // Accept back-off when the process or system is out of descriptors or
@@ -42,6 +60,7 @@ type Listener struct {
 	life lifetime
 	addr netip.AddrPort
 	done chan struct{}
+	opts ConnOptions
 
 	mu      sync.Mutex // serialises accepting (several threads in shared mode)
 	backoff time.Duration

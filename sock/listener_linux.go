@@ -18,12 +18,15 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err != nil {
 		return nil, err
 	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	fd, err := newSocket(a)
 	if err != nil {
 		return nil, err
 	}
 	env.Counters.FDs.Add(1)
-	ln := &Listener{fd: fd, env: env, h: h, done: make(chan struct{})}
+	ln := &Listener{fd: fd, env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
 	ln.timer.Init(ln.resume)
 	if err := ln.bind(toSockaddr(a), o); err != nil {
 		closeFD(env, fd)
@@ -87,7 +90,7 @@ func (ln *Listener) acceptOne() acceptResult {
 	if env.NoDelay {
 		setNoDelay(nfd) // best effort: a failure costs latency, not data
 	}
-	c := newConn(env, env.Group.Pick(), nfd, ln.h)
+	c := ln.accepted(nfd)
 	c.remote = remote
 	c.state = stateOpen
 	if err := c.register(); err != nil {

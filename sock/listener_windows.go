@@ -48,6 +48,9 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err != nil {
 		return nil, err
 	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if o.ReusePort {
 		return nil, fmt.Errorf("%w: Windows has no SO_REUSEPORT", ErrNotSupported)
 	}
@@ -56,7 +59,7 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 		return nil, err
 	}
 	env.Counters.FDs.Add(1)
-	ln := &Listener{fd: s, env: env, h: h, done: make(chan struct{})}
+	ln := &Listener{fd: s, env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
 	ln.timer.Init(ln.resume)
 	if err := windows.Bind(s, toSockaddr(a)); err != nil {
 		closeFD(env, s)
@@ -191,7 +194,7 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	if env.NoDelay {
 		setNoDelay(s) // best effort
 	}
-	c := newConn(env, env.Group.Pick(), s, ln.h)
+	c := ln.accepted(s)
 	if remote != nil {
 		c.remote = rawToAddrPort(remote)
 	}

@@ -66,6 +66,17 @@ func (c *Conn) WriteBuffer(b *pool.Buffer) (seq.Number, error) {
 }
 
 func (c *Conn) write(req *writeReq) (seq.Number, error) {
+	if ch := c.filters(); ch != nil {
+		return ch.write(req)
+	}
+	return c.writeRaw(req, false)
+}
+
+// writeRaw accepts req below any filter. A write from a filter chain is
+// forced past the write limit: the chain checked the limit on the
+// plaintext before a filter changed it, and a TLS record, once made, must
+// go out or the stream breaks.
+func (c *Conn) writeRaw(req *writeReq, forced bool) (seq.Number, error) {
 	if !c.life.incref() {
 		req.free()
 		return 0, ErrClosed
@@ -80,6 +91,13 @@ func (c *Conn) write(req *writeReq) (seq.Number, error) {
 		c.wmu.Unlock()
 		req.free()
 		return 0, err
+	}
+	if !forced && !c.roomLocked(req.left) {
+		queued := c.wq.queuedBytes()
+		c.wmu.Unlock()
+		n := req.left
+		req.free()
+		return 0, &WriteLimitError{Queued: queued, Write: n, Limit: c.writeLimit()}
 	}
 	req.s = c.wgen.Next()
 	s := req.s
@@ -104,11 +122,45 @@ func (c *Conn) completeWriteLocked(req *writeReq, err error) {
 
 func (c *Conn) queueEmptyLocked() bool { return c.wq.empty() }
 
+// writeQueue is a connection's queue of accepted writes with the count of
+// their bytes the kernel has not taken yet, which the write limit bounds.
+type writeQueue struct {
+	fifo[*writeReq]
+	bytes int64
+	// high: the bytes rose past the high-water mark and have not yet
+	// fallen below the low-water mark (FlowHandler).
+	high bool
+}
+
+func (q *writeQueue) empty() bool { return q == nil || q.fifo.empty() }
+
+func (q *writeQueue) len() int {
+	if q == nil {
+		return 0
+	}
+	return q.fifo.len()
+}
+
+func (q *writeQueue) queuedBytes() int64 {
+	if q == nil {
+		return 0
+	}
+	return q.bytes
+}
+
 func (c *Conn) pushLocked(req *writeReq) {
 	if c.wq == nil {
-		c.wq = new(fifo[*writeReq])
+		c.wq = new(writeQueue)
 	}
 	c.wq.push(req)
+	c.wq.bytes += int64(req.left)
+	c.flowLocked()
+}
+
+// takenLocked records that the kernel took n bytes of queued writes.
+func (c *Conn) takenLocked(n int) {
+	c.wq.bytes -= int64(n)
+	c.flowLocked()
 }
 
 func (c *Conn) popLocked() {
@@ -175,6 +227,7 @@ func (c *Conn) sentLocked(n int) {
 		req := c.wq.front()
 		k := min(n, req.left)
 		req.advance(k)
+		c.takenLocked(k)
 		n -= k
 		if req.left > 0 {
 			break

@@ -1,0 +1,457 @@
+package sock
+
+// The TLS filter, on crypto/tls. crypto/tls reads and writes a net.Conn;
+// here that is tlsPipe, which reads the bytes the socket delivered and
+// collects the records crypto/tls makes.
+//
+// The handshake cannot be resumed step by step, so it runs on the
+// engine's handshake pool, where crypto/tls may block in the pipe's Read
+// until the I/O thread feeds it; its result comes back to the
+// connection's delivery. After it, records are decrypted on the I/O
+// thread: the pipe's Read then answers "would block" with a temporary
+// net.Error when it runs dry, which crypto/tls keeps out of its sticky
+// error state and treats as "try later", holding any partial record.
+// Encryption runs on the writer's goroutine, under the chain's wmu, and
+// everything one Write makes leaves as one socket write.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ioreactor/reactor/pool"
+)
+
+// DefaultHandshakeTimeout bounds a TLS handshake when ConnOptions does
+// not say otherwise.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// ErrHandshakeTimeout fails a TLS handshake that did not finish in time.
+var ErrHandshakeTimeout = errors.New("sock: TLS handshake timed out")
+
+// The TLS filter's states: handshaking until its result is delivered,
+// then open; done once the connection closes.
+const (
+	tlsHandshaking uint32 = iota
+	tlsOpen
+	tlsDone
+)
+
+type tlsFilter struct {
+	cfg     *tls.Config
+	server  bool
+	timeout time.Duration
+	state   atomic.Uint32
+	pipe    tlsPipe
+	conn    *tls.Conn
+}
+
+func newTLSFilter(cfg *tls.Config, server bool, host string, timeout time.Duration) *tlsFilter {
+	if !server && cfg.ServerName == "" && host != "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	f := &tlsFilter{cfg: cfg, server: server, timeout: timeout}
+	f.pipe.cond.L = &f.pipe.mu
+	f.pipe.eager = true
+	return f
+}
+
+// Open starts the handshake on the handshake pool.
+func (f *tlsFilter) Open(l *Layer) {
+	c := l.Conn()
+	f.pipe.bufs = c.env.Buffers
+	f.pipe.flush = func() { f.flushOob(l) }
+	f.pipe.remote = net.TCPAddrFromAddrPort(c.remote)
+	f.pipe.local = net.TCPAddrFromAddrPort(c.LocalAddr())
+	if f.server {
+		f.conn = tls.Server(&f.pipe, f.cfg)
+	} else {
+		f.conn = tls.Client(&f.pipe, f.cfg)
+	}
+	err := submitOn(c, true, f.handshake, func(_ *Conn, err error) { f.handshakeDone(l, err) })
+	if err != nil {
+		c.env.Counters.TLSFailures.Add(1)
+		l.Fail(fmt.Errorf("sock: TLS handshake not started: %w", err))
+	}
+}
+
+// handshake runs on a handshake worker.
+func (f *tlsFilter) handshake() error {
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	err := f.conn.HandshakeContext(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout)
+	}
+	// From here on the pipe's writes wait for the chain's flushes, and
+	// the last flight (or the alert of a failure) goes out now.
+	f.pipe.mu.Lock()
+	f.pipe.eager = false
+	f.pipe.mu.Unlock()
+	f.pipe.flush()
+	return err
+}
+
+// handshakeDone runs inside delivery with the handshake's result.
+func (f *tlsFilter) handshakeDone(l *Layer, err error) {
+	c := l.Conn()
+	if err != nil {
+		f.state.Store(tlsDone)
+		c.env.Counters.TLSFailures.Add(1)
+		l.Fail(fmt.Errorf("sock: TLS handshake with %v: %w", c.remote, err))
+		return
+	}
+	if !f.state.CompareAndSwap(tlsHandshaking, tlsOpen) {
+		return
+	}
+	c.env.Counters.TLSHandshakes.Add(1)
+	f.pipe.mu.Lock()
+	f.pipe.nonblock = true
+	f.pipe.mu.Unlock()
+	l.PassOpen()
+	// crypto/tls may already hold records read past the handshake.
+	f.drain(l)
+}
+
+// ConnectionState is the TLS state of c's TLS filter (ok false when c
+// has none, or its handshake is not done).
+func ConnectionState(c *Conn) (tls.ConnectionState, bool) {
+	ch := c.filters()
+	if ch == nil {
+		return tls.ConnectionState{}, false
+	}
+	for i := range ch.layers {
+		if f, ok := ch.layers[i].f.(*tlsFilter); ok && f.state.Load() == tlsOpen {
+			return f.conn.ConnectionState(), true
+		}
+	}
+	return tls.ConnectionState{}, false
+}
+
+func (f *tlsFilter) Read(l *Layer, b *pool.Buffer) {
+	f.pipe.feed(b)
+	if f.state.Load() == tlsOpen {
+		f.drain(l)
+	}
+}
+
+func (f *tlsFilter) EOF(l *Layer) {
+	f.pipe.feedEOF()
+	if f.state.Load() == tlsOpen {
+		f.drain(l)
+	}
+}
+
+func (*tlsFilter) Timer(*Layer) {}
+
+// drain decrypts what the pipe holds and passes the plaintext up, until
+// the pipe runs dry, the peer's close_notify or EOF, or an error.
+func (f *tlsFilter) drain(l *Layer) {
+	for {
+		b := l.Buffers().Get()
+		n, err := f.conn.Read(b.Space())
+		if n > 0 {
+			b.Commit(n)
+			l.PassRead(b)
+		} else {
+			b.Release()
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(err, errWouldBlock):
+		case err == io.EOF:
+			l.PassEOF()
+		default:
+			l.Fail(fmt.Errorf("sock: TLS: %w", err))
+		}
+		break
+	}
+	if f.pipe.pending() {
+		// Reading can make records of its own (a KeyUpdate answer).
+		f.flushOob(l)
+	}
+}
+
+// Write encrypts one write; its records leave as one socket write.
+// Called under the chain's wmu.
+func (f *tlsFilter) Write(l *Layer, bufs [][]byte, owned *pool.Buffer) error {
+	defer releaseChain(owned)
+	if f.state.Load() != tlsOpen {
+		return ErrNotConnected
+	}
+	err := f.encrypt(l, bufs)
+	if ferr := f.flushIn(l); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// encrypt hands crypto/tls the write's bytes, small slices gathered into
+// one pooled buffer so that they make full records rather than one
+// record each.
+func (f *tlsFilter) encrypt(l *Layer, bufs [][]byte) error {
+	if len(bufs) == 1 {
+		_, err := f.conn.Write(bufs[0])
+		return err
+	}
+	gather := l.Buffers().Get()
+	defer gather.Release()
+	for _, p := range bufs {
+		for len(p) > 0 {
+			if gather.Len() == 0 && len(p) >= gather.Cap() {
+				if _, err := f.conn.Write(p); err != nil {
+					return err
+				}
+				break
+			}
+			k := gather.Append(p)
+			p = p[k:]
+			if len(gather.Space()) == 0 {
+				if _, err := f.conn.Write(gather.Bytes()); err != nil {
+					return err
+				}
+				gather.Reset()
+			}
+		}
+	}
+	if gather.Len() > 0 {
+		_, err := f.conn.Write(gather.Bytes())
+		return err
+	}
+	return nil
+}
+
+// flushIn passes the records the pipe collected down as one write, from
+// inside a pass (wmu held).
+func (f *tlsFilter) flushIn(l *Layer) error {
+	out := f.pipe.takeOut()
+	if out == nil {
+		return nil
+	}
+	var bs [][]byte
+	for x := out; x != nil; x = x.Next() {
+		bs = append(bs, x.Bytes())
+	}
+	return l.PassWrite(bs, out)
+}
+
+// flushOob sends records made outside any write (handshake flights,
+// alerts, KeyUpdate answers), taking the chain's wmu so that they never
+// land inside another write's run.
+func (f *tlsFilter) flushOob(l *Layer) {
+	ch := l.ch
+	ch.wmu.Lock()
+	defer ch.wmu.Unlock()
+	if err := f.flushIn(l); err != nil && !errors.Is(err, ErrClosed) {
+		l.Fail(err)
+	}
+}
+
+// CloseWrite sends close_notify, then shuts the socket's sending side.
+func (f *tlsFilter) CloseWrite(l *Layer) error {
+	if f.state.Load() == tlsOpen {
+		if err := f.conn.CloseWrite(); err != nil {
+			return fmt.Errorf("sock: TLS: %w", err)
+		}
+		if err := f.flushIn(l); err != nil {
+			return err
+		}
+	}
+	return l.PassCloseWrite()
+}
+
+// Close sends close_notify when the handshake is done and ends one in
+// progress, then passes the close down.
+func (f *tlsFilter) Close(l *Layer) {
+	if f.state.Load() == tlsOpen {
+		if f.conn.CloseWrite() == nil {
+			_ = f.flushIn(l) // the close goes on whether or not the alert could be queued
+		}
+	} else {
+		f.pipe.close()
+	}
+	l.PassClose()
+}
+
+// Interrupt wakes a handshake waiting for bytes that will not come.
+func (f *tlsFilter) Interrupt(*Layer) {
+	if f.state.Load() != tlsOpen {
+		f.pipe.close()
+	}
+}
+
+// Closed releases what the pipe holds.
+func (f *tlsFilter) Closed(*Layer, error) {
+	f.state.Store(tlsDone)
+	f.pipe.close()
+}
+
+// errWouldBlock is the pipe's "no bytes yet" after the handshake. It is a
+// temporary net.Error: crypto/tls then returns it without making it the
+// connection's permanent error.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "sock: TLS pipe has no bytes yet" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// tlsPipe is the net.Conn crypto/tls reads and writes. Inbound, it holds
+// the buffers the socket delivered; outbound, the records crypto/tls
+// made, in pooled buffers, until a flush passes them down.
+type tlsPipe struct {
+	mu    sync.Mutex
+	cond  sync.Cond // signalled when bytes, EOF or close arrive
+	in    fifo[*pool.Buffer]
+	off   int // bytes of in's front already read
+	eof   bool
+	shut  bool // closed: Read and Write fail, buffers are released
+	out   *pool.Buffer
+	tail  *pool.Buffer
+	bufs  *pool.Buffers
+	flush func() // sends what the pipe collected (takes the chain's wmu)
+	// eager: during the handshake, each write is sent at once (crypto/tls
+	// writes a whole flight per call, then waits for the answer).
+	eager, nonblock bool
+	local, remote   net.Addr
+}
+
+func (p *tlsPipe) feed(b *pool.Buffer) {
+	p.mu.Lock()
+	if p.shut {
+		p.mu.Unlock()
+		b.Release()
+		return
+	}
+	for x := b; x != nil; {
+		next := x.Next()
+		x.SetNext(nil)
+		if x.Len() > 0 {
+			p.in.push(x)
+		} else {
+			x.Release()
+		}
+		x = next
+	}
+	p.cond.Signal()
+	p.mu.Unlock()
+}
+
+func (p *tlsPipe) feedEOF() {
+	p.mu.Lock()
+	p.eof = true
+	p.cond.Signal()
+	p.mu.Unlock()
+}
+
+// close fails the pipe's Read and Write from now on and releases its
+// buffers. Safe from any goroutine, any number of times.
+func (p *tlsPipe) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shut {
+		return
+	}
+	p.shut = true
+	for !p.in.empty() {
+		p.in.pop().Release()
+	}
+	releaseChain(p.out)
+	p.out, p.tail = nil, nil
+	p.cond.Broadcast()
+}
+
+func (p *tlsPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.in.empty() {
+		switch {
+		case p.shut:
+			return 0, net.ErrClosed
+		case p.eof:
+			return 0, io.EOF
+		case p.nonblock:
+			return 0, errWouldBlock
+		}
+		p.cond.Wait()
+	}
+	n := 0
+	for n < len(b) && !p.in.empty() {
+		x := p.in.front()
+		k := copy(b[n:], x.Bytes()[p.off:])
+		n += k
+		p.off += k
+		if p.off == x.Len() {
+			p.in.pop().Release()
+			p.off = 0
+		}
+	}
+	return n, nil
+}
+
+func (p *tlsPipe) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.shut {
+		p.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	n := len(b)
+	for len(b) > 0 {
+		if p.tail == nil || len(p.tail.Space()) == 0 {
+			x := p.bufs.Get()
+			if p.tail == nil {
+				p.out = x
+			} else {
+				p.tail.SetNext(x)
+			}
+			p.tail = x
+		}
+		b = b[p.tail.Append(b):]
+	}
+	eager := p.eager
+	p.mu.Unlock()
+	if eager {
+		p.flush()
+	}
+	return n, nil
+}
+
+// takeOut hands over the records collected so far.
+func (p *tlsPipe) takeOut() *pool.Buffer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.out
+	p.out, p.tail = nil, nil
+	return out
+}
+
+func (p *tlsPipe) pending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out != nil
+}
+
+// Close is crypto/tls's way to interrupt a handshake whose context ended.
+func (p *tlsPipe) Close() error {
+	p.close()
+	return nil
+}
+
+func (p *tlsPipe) LocalAddr() net.Addr              { return p.local }
+func (p *tlsPipe) RemoteAddr() net.Addr             { return p.remote }
+func (p *tlsPipe) SetDeadline(time.Time) error      { return nil }
+func (p *tlsPipe) SetReadDeadline(time.Time) error  { return nil }
+func (p *tlsPipe) SetWriteDeadline(time.Time) error { return nil }
