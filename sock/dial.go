@@ -32,9 +32,14 @@ func (o *ConnOptions) apply(c *Conn) {
 	}
 }
 
-func (c *Conn) connectExpired() {
-	if c.dialing.Load() {
+func (c *Conn) connectExpired() { c.dialFailed(ErrConnectTimeout) }
+
+// dialFailed fails a connect in progress with err. Only the first of the
+// connect's ends (its result, its timeout, a second event for the same
+// failure) counts and closes.
+func (c *Conn) dialFailed(err error) {
+	if c.dialing.CompareAndSwap(true, false) {
 		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.dialAddr(), Err: ErrConnectTimeout})
+		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
 	}
 }

@@ -57,8 +57,7 @@ func (c *Conn) finishConnect(f poller.Flags) {
 		return
 	}
 	if err := soError(c.fd, "connect"); err != nil {
-		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
+		c.dialFailed(err)
 		return
 	}
 	if !c.dialing.CompareAndSwap(true, false) {

@@ -87,8 +87,7 @@ func (c *Conn) issueConnect() {
 	if err != nil {
 		c.rmu.Unlock()
 		c.decref()
-		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
+		c.dialFailed(err)
 		return
 	}
 	op.Arm()
@@ -114,15 +113,13 @@ func (op *connectOp) RunTask(*pool.Loop) { op.c.connectDone(op.errno) }
 func (c *Conn) connectDone(errno uint32) {
 	defer c.decref()
 	if errno != 0 {
-		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.dialAddr(), Err: os.NewSyscallError("ConnectEx", windows.Errno(errno))})
+		c.dialFailed(os.NewSyscallError("ConnectEx", windows.Errno(errno)))
 		return
 	}
 	// Makes getpeername, shutdown and the like work on the socket (Wine
 	// ignores it; Windows needs it).
 	if err := windows.Setsockopt(c.fd, windows.SOL_SOCKET, windows.SO_UPDATE_CONNECT_CONTEXT, nil, 0); err != nil {
-		c.env.Counters.DialFailures.Add(1)
-		c.fail(&DialError{Addr: c.dialAddr(), Err: os.NewSyscallError("setsockopt", err)})
+		c.dialFailed(os.NewSyscallError("setsockopt", err))
 		return
 	}
 	if !c.dialing.CompareAndSwap(true, false) {
