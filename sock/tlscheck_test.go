@@ -464,7 +464,7 @@ func certWritePEM(t *testing.T, path, typ string, der []byte) {
 }
 
 func TestLoadKeyPair(t *testing.T) {
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	k, other := certECKey(t), certECKey(t)
 	_, der := certCreate(t, certValid("load.example", false), nil, &k.PublicKey, k, 0)
 	certFile := filepath.Join(dir, "cert.pem")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -139,4 +140,27 @@ func WithTestBackend(cfg reactor.Config) reactor.Config {
 		panic("testutil: " + BackendEnv + " must be epoll or uring")
 	}
 	return cfg
+}
+
+// TempDir is t.TempDir, except under Wine: there Go's RemoveAll fails
+// ("Invalid function": Wine 8 lacks the file-disposition call it uses),
+// which would fail a test that passed, so the directory is made with
+// os.MkdirTemp and emptied file by file with os.Remove, best effort.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	if runtime.GOOS != "windows" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("", "reactor-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+		os.Remove(dir)
+	})
+	return dir
 }
