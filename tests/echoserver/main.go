@@ -6,9 +6,19 @@
 // by a script. On SIGINT or SIGTERM it shuts the engine down and prints
 // its counters, one per line; it exits 1 if the shutdown left something
 // behind, or if it could not start.
+//
+// With -tls-cert and -tls-key (PEM files, both or neither) it serves echo
+// over TLS. The pair is checked at start (sock.LoadKeyPair): a key that
+// does not match the certificate, or a certificate no peer would accept
+// (expired, not yet valid, signed with MD5 or SHA-1, an RSA key under
+// 1024 bits), makes it exit 1 with the reason. -handshake-timeout bounds
+// each TLS handshake (0: the engine's default, 10 s). -read-timeout closes
+// a connection on which nothing arrived for that long (0: never); under
+// TLS it counts decrypted bytes.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +29,7 @@ import (
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/sock"
 )
 
 // shutdownTimeout bounds the graceful close of the connections at exit.
@@ -32,12 +43,36 @@ func main() {
 	reads := flag.Int("reads", 1, "reads outstanding per connection")
 	readChain := flag.Int("read-chain", 4, "buffers one read may fill (readv) once a stream fills whole buffers")
 	backendName := flag.String("backend", "auto", "auto (io_uring where allowed), epoll or uring")
+	tlsCert := flag.String("tls-cert", "", "PEM `file` of the certificate chain: serve TLS (with -tls-key)")
+	tlsKey := flag.String("tls-key", "", "PEM `file` of the private key of -tls-cert")
+	handshakeTimeout := flag.Duration("handshake-timeout", 0, "bound on each TLS handshake (0 = the engine's default, 10s)")
+	readTimeout := flag.Duration("read-timeout", 0, "close a connection on which nothing arrived for this long (0 = never)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
 	}
 	if *threads < 0 || *bufSize <= 0 || *reads < 1 {
 		fatalf("-io-threads must be ≥ 0, -buffer-size > 0 and -reads ≥ 1")
+	}
+	if *handshakeTimeout < 0 || *readTimeout < 0 {
+		fatalf("-handshake-timeout and -read-timeout must be ≥ 0")
+	}
+	opts := reactor.ListenOptions{ConnOptions: reactor.ConnOptions{ReadTimeout: *readTimeout}}
+	switch {
+	case *tlsCert != "" && *tlsKey != "":
+		// Checked here, before anything starts, so that a pair no peer
+		// would accept is refused with its reason rather than failing
+		// every handshake.
+		cert, err := sock.LoadKeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		opts.HandshakeTimeout = *handshakeTimeout
+	case *tlsCert != "" || *tlsKey != "":
+		fatalf("-tls-cert and -tls-key go together: give both or neither")
+	case *handshakeTimeout != 0:
+		fatalf("-handshake-timeout needs TLS (-tls-cert and -tls-key)")
 	}
 
 	backend, err := reactor.ParseBackend(*backendName)
@@ -59,7 +94,7 @@ func main() {
 	// signals right after reading the line is not racing the handler.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ln, err := e.Listen(*addr, &echo.Handler{Reads: *reads}, reactor.ListenOptions{})
+	ln, err := e.Listen(*addr, &echo.Handler{Reads: *reads}, opts)
 	if err != nil {
 		if serr := e.Shutdown(shutdownTimeout); serr != nil {
 			fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
@@ -90,6 +125,8 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "bytes out:            %d\n", s.BytesOut)
 	fmt.Fprintf(w, "callback panics:      %d\n", s.Panics)
 	fmt.Fprintf(w, "close errors:         %d\n", s.CloseErrors)
+	fmt.Fprintf(w, "tls handshakes:       %d (failed %d)\n", s.TLSHandshakes, s.TLSFailures)
+	fmt.Fprintf(w, "read timeouts:        %d\n", s.ReadTimeouts)
 	fmt.Fprintf(w, "engine fds:           %d\n", s.FDs)
 	fmt.Fprintf(w, "poller registrations: %d\n", s.Registrations)
 	fmt.Fprintf(w, "buffer size:          %d\n", s.Buffers.Size)
