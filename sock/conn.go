@@ -155,6 +155,9 @@ type connExtra struct {
 	// stash holds arrivals of an io_uring multishot receive that no read
 	// was issued for yet (guarded by rmu).
 	stash *fifo[readDone]
+	// flushWhy is the reason a close that flushes first will report
+	// (closeAfterFlush).
+	flushWhy atomic.Pointer[closeInfo]
 	// limit is the connection's own write limit (0: the engine's),
 	// written under wmu.
 	limit int64
@@ -325,6 +328,10 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 		why = &closeInfo{err: err, abortive: abortive}
 	case abortive:
 		why = closedAbortively
+	default:
+		if x := c.x.Load(); x != nil && x.flushWhy.Load() != nil {
+			why = x.flushWhy.Load()
+		}
 	}
 	if !c.why.CompareAndSwap(nil, why) {
 		return false
@@ -345,6 +352,18 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 	}
 	c.decref()
 	return true
+}
+
+// closeAfterFlush closes gracefully, as Close does below any filter:
+// queued writes (a TLS alert just made) go out first, within the linger
+// bound; but OnClose gets err.
+func (c *Conn) closeAfterFlush(err error) {
+	c.extra().flushWhy.Store(&closeInfo{err: err})
+	if c.closeRaw() != nil {
+		// Already closing: the reason stays the first close's, unless
+		// that close was a graceful one still flushing.
+		return
+	}
 }
 
 // fail closes the connection because of err (a reset, a panic, a failed

@@ -45,8 +45,14 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		closeFD(env, fd)
 		return nil, &DialError{Addr: addr, Err: err}
 	}
-	if o.Timeout > 0 {
+	// The connect may already have failed and the connection been torn
+	// down on its loop (a refusal comes at once on loopback): a timer
+	// armed after that teardown would hold the dead connection until it
+	// fired. Holding a reference keeps teardown, and its StopTimer, after
+	// the arming.
+	if o.Timeout > 0 && c.life.incref() {
 		c.loop.ArmTimer(&c.extra().connectTimer, o.Timeout)
+		c.decref()
 	}
 	return c, nil
 }

@@ -158,6 +158,11 @@ func (l *Layer) PassClose() {
 // it. Queued writes are dropped.
 func (l *Layer) Fail(err error) { l.ch.c.closeWith(err, false) }
 
+// FailAfterFlush closes the connection because of err once what is
+// queued below this layer has gone out (an alert telling the peer why),
+// within the linger bound; the handler's OnClose gets err.
+func (l *Layer) FailAfterFlush(err error) { l.ch.c.closeAfterFlush(err) }
+
 // ArmTimer (re)arms the layer's timer: Timer runs after d, inside the
 // connection's delivery. It never runs once the connection has closed.
 func (l *Layer) ArmTimer(d time.Duration) { l.ch.c.loop.ArmTimer(&l.timer, d) }

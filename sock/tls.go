@@ -108,7 +108,9 @@ func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	if err != nil {
 		f.state.Store(tlsDone)
 		c.env.Counters.TLSFailures.Add(1)
-		l.Fail(fmt.Errorf("sock: TLS handshake with %v: %w", c.remote, err))
+		// The worker flushed crypto/tls's alert; it goes out before the
+		// close, so the peer learns why.
+		l.FailAfterFlush(fmt.Errorf("sock: TLS handshake with %v: %w", c.remote, err))
 		return
 	}
 	if !f.state.CompareAndSwap(tlsHandshaking, tlsOpen) {
@@ -174,7 +176,11 @@ func (f *tlsFilter) drain(l *Layer) {
 		case err == io.EOF:
 			l.PassEOF()
 		default:
-			l.Fail(fmt.Errorf("sock: TLS: %w", err))
+			// crypto/tls has made an alert (bad_record_mac, …): it goes
+			// out before the close, as RFC 8446 §6.2 asks.
+			f.flushOob(l)
+			l.FailAfterFlush(fmt.Errorf("sock: TLS: %w", err))
+			return
 		}
 		break
 	}
