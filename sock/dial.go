@@ -43,3 +43,10 @@ func (c *Conn) dialFailed(err error) {
 		c.fail(&DialError{Addr: c.dialAddr(), Err: err})
 	}
 }
+
+// selfConnected reports whether a connect that succeeded reached its own
+// socket: TCP's simultaneous open lets a connect to an unused port in the
+// ephemeral range pick that very port as its source, and then it
+// "connects" to itself. That is never what a dial meant (Go's net
+// refuses it too), so it fails with ErrSelfConnect.
+func (c *Conn) selfConnected() bool { return localAddr(c.fd) == c.remote }

@@ -66,6 +66,10 @@ func (c *Conn) finishConnect(f poller.Flags) {
 		c.dialFailed(err)
 		return
 	}
+	if c.selfConnected() {
+		c.dialFailed(ErrSelfConnect)
+		return
+	}
 	if !c.dialing.CompareAndSwap(true, false) {
 		return
 	}

@@ -91,6 +91,7 @@ func (c *Conn) issueConnect() {
 		return
 	}
 	op.Arm()
+	c.os.io.connecting = true
 	// unsafe: op.sa and op.Overlapped live in the connection's connIO,
 	// reachable until the packet is handled; the call reads the address
 	// before it returns.
@@ -112,6 +113,9 @@ func (op *connectOp) RunTask(*pool.Loop) { op.c.connectDone(op.errno) }
 // connectDone handles the connect's completion and drops its reference.
 func (c *Conn) connectDone(errno uint32) {
 	defer c.decref()
+	c.rmu.Lock()
+	c.os.io.connecting = false
+	c.rmu.Unlock()
 	if errno != 0 {
 		c.dialFailed(os.NewSyscallError("ConnectEx", windows.Errno(errno)))
 		return
@@ -120,6 +124,10 @@ func (c *Conn) connectDone(errno uint32) {
 	// ignores it; Windows needs it).
 	if err := windows.Setsockopt(c.fd, windows.SOL_SOCKET, windows.SO_UPDATE_CONNECT_CONTEXT, nil, 0); err != nil {
 		c.dialFailed(os.NewSyscallError("setsockopt", err))
+		return
+	}
+	if c.selfConnected() {
+		c.dialFailed(ErrSelfConnect)
 		return
 	}
 	if !c.dialing.CompareAndSwap(true, false) {

@@ -22,6 +22,10 @@ var (
 	// ErrNotConnected is returned by Write on an outbound connection whose
 	// connect has not finished: write from OnOpen on.
 	ErrNotConnected = errors.New("sock: not connected yet")
+	// ErrSelfConnect fails a connect that reached its own socket: the
+	// port dialled was unused and in the ephemeral range, and the kernel
+	// chose it as the source (TCP simultaneous open).
+	ErrSelfConnect = errors.New("sock: connected to itself: nothing listens on that port")
 	// ErrTooManyReads is returned by Read when the connection already has
 	// its maximum number of reads outstanding.
 	ErrTooManyReads = errors.New("sock: too many reads outstanding")

@@ -23,3 +23,6 @@ func BusyListenerLoop(ln *Listener, d time.Duration) {
 type sleepTask time.Duration
 
 func (s sleepTask) RunTask(*pool.Loop) { time.Sleep(time.Duration(s)) }
+
+// ListenerFDs is how many descriptors an idle listener holds.
+const ListenerFDs = 1

@@ -13,3 +13,7 @@ func SetAcceptHook(f func(errno uint32) uint32) (restore func()) {
 	testHookAcceptDone = f
 	return func() { testHookAcceptDone = old }
 }
+
+// ListenerFDs is how many descriptors an idle listener holds: its socket
+// and the sockets of its pending AcceptEx operations.
+const ListenerFDs = 1 + acceptOutstanding

@@ -48,6 +48,10 @@ type connIO struct {
 	rbusy int // receives in flight, under rmu
 	wop   sendOp
 	cop   connectOp
+	// connecting: the ConnectEx is in flight, under rmu. Not the
+	// connection's dialing flag, which the first of the connect's ends
+	// clears (a timeout) while the operation may still be pending.
+	connecting bool
 }
 
 type recvOp struct {
@@ -254,7 +258,7 @@ func (c *Conn) cancelOps() {
 	}
 	c.rmu.Lock()
 	c.wmu.Lock()
-	busy := io.rbusy > 0 || c.winflight || c.dialing.Load()
+	busy := io.rbusy > 0 || c.winflight || io.connecting
 	if busy {
 		windows.CancelIoEx(c.fd, nil)
 	}

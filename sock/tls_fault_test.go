@@ -147,7 +147,7 @@ func TestTLSMalformedClientHello(t *testing.T) {
 	fdsBefore := testutil.FDs()
 	// The listener's own descriptors: 1 on Linux, 1 + its pending
 	// AcceptEx sockets on Windows.
-	lnFDs := e.Stats().FDs
+	lnFDs := int64(sock.ListenerFDs)
 
 	stop := make(chan struct{})
 	type goodResult struct {
@@ -364,7 +364,7 @@ func FuzzTLSInboundSplits(f *testing.F) {
 		f.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	lnFDs := e.Stats().FDs // 1 on Linux; plus AcceptEx sockets on Windows
+	lnFDs := int64(sock.ListenerFDs)
 	src := randomBytes(maxPayload+1, 21)
 	cfg13 := p.client.Clone()
 	cfg13.ServerName = "127.0.0.1"
@@ -621,13 +621,15 @@ func TestFailedOutboundConnectsLeakNoFDs(t *testing.T) {
 	select {
 	case <-waited:
 	case <-time.After(2 * time.Minute):
-		n := 0
+		var n [failKinds]int
 		for _, h := range hs {
 			if h.closes.Load() == 0 {
-				n++
+				n[h.kind]++
 			}
 		}
-		t.Fatalf("%d connects never reported their end (OnClose nor Dial error)", n)
+		s := e.Stats()
+		t.Fatalf("connects that never reported their end (OnClose nor Dial error), by kind (refused, not-TLS, reset): %v; engine: conns open %d, fds %d, handshakes %+v, TLS failures %d",
+			n, s.ConnsOpen, s.FDs, s.Handshakes, s.TLSFailures)
 	}
 	took := time.Since(start)
 	// Every connect timer has fired or been stopped after this; a second
