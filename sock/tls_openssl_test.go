@@ -90,7 +90,7 @@ var osslVersions = []struct {
 // osslFiles writes the pair's certificate and key as PEM files.
 func osslFiles(t *testing.T, p tlsPair) (certFile, keyFile string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, p.certPEM, 0o600); err != nil {
 		t.Fatal(err)

@@ -192,7 +192,7 @@ func writePair(t *testing.T, pub crypto.PublicKey, signer crypto.Signer, key cry
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 // never starts its handshake is closed after -handshake-timeout.
 func TestEchoServerTLS(t *testing.T) {
 	certPEM, keyPEM, _ := testutil.SelfSigned(t, "127.0.0.1")
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
