@@ -313,6 +313,7 @@ type Stats struct {
 	BytesIn       int64
 	BytesOut      int64
 	Accepts       int64
+	AcceptCalls   int64 // accept system calls made, successful or not (a spin shows here)
 	AcceptBackoff int64 // accept pauses for lack of descriptors or memory
 	DialFailures  int64
 	// ReadsReordered counts read completions that arrived before an
@@ -405,6 +406,7 @@ func (e *Engine) Stats() Stats {
 		ConnsTotal:     c.ConnsTotal.Load(),
 		FDs:            c.FDs.Load(),
 		Accepts:        c.Accepts.Load(),
+		AcceptCalls:    c.AcceptCalls.Load(),
 		AcceptBackoff:  c.AcceptBackoff.Load(),
 		DialFailures:   c.DialFailures.Load(),
 		ReadsReordered: c.ReadsReordered.Load(),

@@ -30,6 +30,11 @@ func (o *ConnOptions) apply(c *Conn) {
 	if o.WriteLimit != 0 {
 		c.extra().limit = o.WriteLimit
 	}
+	if o.SendBuffer > 0 || o.ReceiveBuffer > 0 {
+		// Best effort, as TCP_NODELAY: a size the kernel refuses costs
+		// throughput, not correctness.
+		setBufferSizes(c.fd, o.SendBuffer, o.ReceiveBuffer)
+	}
 }
 
 func (c *Conn) connectExpired() { c.dialFailed(ErrConnectTimeout) }

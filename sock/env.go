@@ -161,6 +161,7 @@ type Counters struct {
 	ConnsTotal    atomic.Int64 // connections ever opened
 	FDs           atomic.Int64 // descriptors the engine holds open
 	Accepts       atomic.Int64 // connections accepted
+	AcceptCalls   atomic.Int64 // accept4 (AcceptEx) calls made, successful or not: a spin shows here
 	AcceptBackoff atomic.Int64 // times accept paused for lack of descriptors or memory
 	Panics        atomic.Int64 // callbacks that panicked
 	CloseErrors   atomic.Int64 // close(2) or epoll removal that reported an error

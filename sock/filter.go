@@ -241,6 +241,10 @@ type ConnOptions struct {
 	// WriteLimit bounds the bytes queued for writing (see
 	// DefaultWriteLimit); 0 means the engine's default, < 0 none.
 	WriteLimit int64
+	// SendBuffer and ReceiveBuffer set the socket's SO_SNDBUF and
+	// SO_RCVBUF in bytes (the kernel may round or double them); 0 leaves
+	// the kernel's default and its autotuning.
+	SendBuffer, ReceiveBuffer int
 }
 
 // filtered reports whether o asks for a chain.

@@ -115,6 +115,7 @@ func (ln *Listener) closeDescriptor() {
 // that shows as RSS while thousands of connections arrive.
 func (ln *Listener) accept4() (int, netip.AddrPort, error) {
 	ln.rsaLen = unix.SizeofSockaddrAny
+	ln.env.Counters.AcceptCalls.Add(1)
 	// The buffer and its length live in the Listener, reachable for the
 	// call; converting their addresses in the call expression keeps them
 	// alive and unmoved.

@@ -133,6 +133,7 @@ func (ln *Listener) postAcceptLocked(op *acceptOp) {
 	ln.life.acquire() // the operation's reference
 	op.Arm()
 	var n uint32
+	ln.env.Counters.AcceptCalls.Add(1)
 	err = windows.AcceptEx(ln.fd, s, &op.buf[0], 0, acceptAddrLen, acceptAddrLen, &n, &op.Overlapped)
 	if err == nil || err == windows.ERROR_IO_PENDING {
 		return // the listener has no skip-on-success: a packet comes either way

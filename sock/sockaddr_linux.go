@@ -57,3 +57,18 @@ func setNoDelay(fd int) error {
 
 // rawSockaddr is the kernel's socket-address buffer.
 type rawSockaddr = unix.RawSockaddrAny
+
+// setBufferSizes sets SO_SNDBUF and SO_RCVBUF where n > 0.
+func setBufferSizes(fd int, snd, rcv int) error {
+	if snd > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, snd); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if rcv > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcv); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}

@@ -95,3 +95,18 @@ func closeFD(env *Env, s windows.Handle) {
 	}
 	env.Counters.FDs.Add(-1)
 }
+
+// setBufferSizes sets SO_SNDBUF and SO_RCVBUF where n > 0.
+func setBufferSizes(fd windows.Handle, snd, rcv int) error {
+	if snd > 0 {
+		if err := windows.SetsockoptInt(fd, windows.SOL_SOCKET, windows.SO_SNDBUF, snd); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if rcv > 0 {
+		if err := windows.SetsockoptInt(fd, windows.SOL_SOCKET, windows.SO_RCVBUF, rcv); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
