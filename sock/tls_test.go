@@ -2,12 +2,14 @@ package sock_test
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,20 +49,32 @@ func listenTLSEcho(t *testing.T, cfg reactor.Config, o reactor.ListenOptions) (*
 	return e, ln.Addr().String()
 }
 
-// pumpEcho writes total random bytes in random-sized writes and reads
-// them back, comparing every byte.
+// pumpEcho writes total random bytes in writes of random size (up to
+// 64 KiB) and reads them back, comparing every byte. The reader replays
+// the writer's sizes from a generator with the same seed.
 func pumpEcho(c io.ReadWriter, total int, seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, 7))
 	src := make([]byte, 256<<10)
+	fill := rand.New(rand.NewPCG(seed, 1))
 	for i := range src {
-		src[i] = byte(rng.Uint32())
+		src[i] = byte(fill.Uint32())
+	}
+	// chunks yields the offset and size of each write, the same sequence
+	// for the writer and the reader.
+	chunks := func() func() (int, int) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		done := 0
+		return func() (int, int) {
+			n := min(1+rng.IntN(64<<10), total-done)
+			off := done % (len(src) - n)
+			done += n
+			return off, n
+		}
 	}
 	errc := make(chan error, 1)
 	go func() {
-		sent := 0
-		for sent < total {
-			n := min(1+rng.IntN(64<<10), total-sent)
-			off := sent % (len(src) - n)
+		next := chunks()
+		for sent := 0; sent < total; {
+			off, n := next()
 			if _, err := c.Write(src[off : off+n]); err != nil {
 				errc <- err
 				return
@@ -69,33 +83,18 @@ func pumpEcho(c io.ReadWriter, total int, seed uint64) error {
 		}
 		errc <- nil
 	}()
-	// The reader recomputes what the writer sent: the same generator.
-	check := rand.New(rand.NewPCG(seed, 7))
-	for i := range src {
-		_ = check.Uint32()
-		_ = i
-	}
+	next := chunks()
 	got := make([]byte, 64<<10)
-	want := make([]byte, 0, 64<<10)
-	var pending []byte
-	recv := 0
-	sentCheck := 0
-	for recv < total {
-		if len(pending) == 0 {
-			n := min(1+check.IntN(64<<10), total-sentCheck)
-			off := sentCheck % (len(src) - n)
-			pending = append(want[:0], src[off:off+n]...)
-			sentCheck += n
-		}
-		k := min(len(got), len(pending))
-		if _, err := io.ReadFull(c, got[:k]); err != nil {
+	for recv := 0; recv < total; {
+		off, n := next()
+		want := src[off : off+n]
+		if _, err := io.ReadFull(c, got[:n]); err != nil {
 			return fmt.Errorf("after %d bytes: %w", recv, err)
 		}
-		if !bytes.Equal(got[:k], pending[:k]) {
-			return fmt.Errorf("bytes %d..%d differ", recv, recv+k)
+		if !bytes.Equal(got[:n], want) {
+			return fmt.Errorf("bytes %d..%d differ", recv, recv+n)
 		}
-		pending = pending[k:]
-		recv += k
+		recv += n
 	}
 	return <-errc
 }
@@ -278,4 +277,94 @@ func TestTLSClientAgainstGoServer(t *testing.T) {
 	}
 }
 
-var _ = net.IPv4len
+// TestTLSResumptionALPNAndSNI: what crypto/tls provides passes through
+// the filter. The engine's server sees the client's server name and
+// agrees ALPN; a second connection with the same session cache resumes
+// (TLS 1.2 tickets and TLS 1.3 PSK).
+func TestTLSResumptionALPNAndSNI(t *testing.T) {
+	p := newTLSPair(t)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			srv := p.server.Clone()
+			srv.NextProtos = []string{"h2", "echo/1"}
+			seen := make(chan tls.ConnectionState, 2)
+			e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+			ln, err := e.Listen("127.0.0.1:0", &funcHandler{
+				onOpen: func(c *reactor.Conn) {
+					st, ok := sock.ConnectionState(c)
+					if !ok {
+						t.Error("no TLS state at OnOpen")
+					}
+					seen <- st
+					c.Read()
+				},
+				onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
+					if err != nil {
+						c.Close()
+						return
+					}
+					c.WriteBuffer(b)
+					c.Read()
+				},
+			}, reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: srv}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := p.client.Clone()
+			cfg.MinVersion, cfg.MaxVersion = v, v
+			cfg.ServerName = "localhost"
+			cfg.NextProtos = []string{"echo/1"}
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			for i := range 2 {
+				c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A round trip: TLS 1.3 tickets arrive after the handshake.
+				if err := pumpEcho(c, 1000, uint64(i)); err != nil {
+					t.Fatal(err)
+				}
+				cs := c.ConnectionState()
+				c.Close()
+				st := wait(t, seen, "OnOpen")
+				if st.ServerName != "localhost" || st.NegotiatedProtocol != "echo/1" || cs.NegotiatedProtocol != "echo/1" {
+					t.Fatalf("server saw name %q, protocol %q; client protocol %q", st.ServerName, st.NegotiatedProtocol, cs.NegotiatedProtocol)
+				}
+				if resumed := cs.DidResume && st.DidResume; resumed != (i == 1) {
+					t.Fatalf("connection %d: resumed %v (client %v, server %v)", i, resumed, cs.DidResume, st.DidResume)
+				}
+			}
+		})
+	}
+}
+
+// TestListenRefusesACertificateThatCannotWork: Listen with TLS checks the
+// certificate at once and names the reason (here an expired one), rather
+// than failing each handshake later.
+func TestListenRefusesACertificateThatCannotWork(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	_, _, cert := testutil.SelfSigned(t, "127.0.0.1")
+	leaf := *cert.Leaf
+	leaf.NotAfter = time.Now().Add(-time.Hour)
+	// An expired copy, signed again by its own key.
+	der, err := x509.CreateCertificate(crand.Reader, &leaf, &leaf, leaf.PublicKey, cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: cert.PrivateKey}
+	_, err = e.Listen("127.0.0.1:0", &funcHandler{}, reactor.ListenOptions{ConnOptions: reactor.ConnOptions{
+		TLS: &tls.Config{Certificates: []tls.Certificate{expired}},
+	}})
+	var ce *sock.CertificateError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("Listen with an expired certificate: %v, want a *CertificateError naming the expiry", err)
+	}
+	if _, err := e.Dial("127.0.0.1:1", &funcHandler{}, reactor.DialOptions{ConnOptions: reactor.ConnOptions{
+		TLS: &tls.Config{Certificates: []tls.Certificate{expired}, ServerName: "x"},
+	}}); !errors.As(err, &ce) {
+		t.Fatalf("Dial with an expired client certificate: %v, want a *CertificateError", err)
+	}
+	if s := e.Stats(); s.FDs != 0 {
+		t.Fatalf("%d descriptors after refused Listen and Dial", s.FDs)
+	}
+}
