@@ -354,6 +354,7 @@ type Stats struct {
 	Panics               int64 // callbacks that panicked
 	CloseErrors          int64
 	Registrations        int // sockets registered with the pollers
+	TimersArmed          int // timers waiting on the loops (connect, linger, read timeouts, back-offs)
 	Buffers              pool.BufferStats
 	Threads              []pool.ThreadStats
 	Goroutines           int
@@ -375,6 +376,14 @@ func (e *Engine) duplicates() int64 {
 		n += l.Poller().Duplicates()
 	}
 	return int64(n)
+}
+
+func (e *Engine) timersArmed() int {
+	n := 0
+	for _, l := range e.group.Loops() {
+		n += l.TimersArmed()
+	}
+	return n
 }
 
 func (e *Engine) ringStats() poller.RingStats {
@@ -428,6 +437,7 @@ func (e *Engine) Stats() Stats {
 		Panics:            c.Panics.Load(),
 		CloseErrors:       c.CloseErrors.Load(),
 		Registrations:     e.group.Table().Len(),
+		TimersArmed:       e.timersArmed(),
 		Buffers:           e.buffers.Stats(),
 		Threads:           e.group.Stats(),
 		Goroutines:        runtime.NumGoroutine(),

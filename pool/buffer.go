@@ -145,6 +145,7 @@ func (p *Buffers) Get() *Buffer {
 		home := uint32(p.allocated.Add(1)-1) & p.mask
 		b := &Buffer{data: make([]byte, p.size), pool: p, home: home}
 		b.state.Store(uint32(bufferInUse))
+		trackGet(b)
 		return b
 	}
 	// Start where inUse points: Gets running at the same time each saw a
@@ -155,6 +156,7 @@ func (p *Buffers) Get() *Buffer {
 	if !b.state.CompareAndSwap(uint32(bufferFree), uint32(bufferInUse)) {
 		panic("pool: free list holds a buffer in use")
 	}
+	trackGet(b)
 	return b
 }
 
@@ -369,6 +371,7 @@ func (b *Buffer) Release() {
 		if !b.state.CompareAndSwap(uint32(bufferInUse), uint32(bufferFree)) {
 			panic("pool: buffer released twice")
 		}
+		trackRelease(b)
 		next := b.next
 		b.next = nil
 		b.n = 0

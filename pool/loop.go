@@ -41,6 +41,9 @@ type Loop struct {
 	busyPoll time.Duration
 }
 
+// TimersArmed is how many timers wait on the loop now.
+func (l *Loop) TimersArmed() int { return int(l.nTimers.Load()) }
+
 // ID is the loop's index in its group.
 func (l *Loop) ID() int { return l.id }
 

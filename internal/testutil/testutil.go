@@ -16,6 +16,7 @@ import (
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/procfd"
+	"github.com/ioreactor/reactor/pool"
 )
 
 // settle is how long a leak check waits for asynchronous teardown
@@ -118,13 +119,39 @@ func Engine(t testing.TB, cfg reactor.Config) *reactor.Engine {
 	return e
 }
 
-// CheckZero fails t unless the engine holds nothing: run it after Shutdown.
+// CheckZero fails t unless the engine holds nothing: run it after
+// Shutdown. These are the bounds every test's engine declares: no
+// connection, descriptor, buffer, registration or armed timer left, no
+// blocking work running or queued. A buffer left in use is reported with
+// the place that took it in a -tags bufleak build.
 func CheckZero(t testing.TB, e *reactor.Engine) {
 	t.Helper()
 	s := e.Stats()
-	if s.ConnsOpen != 0 || s.FDs != 0 || s.Buffers.InUse != 0 || s.Registrations != 0 {
-		t.Errorf("engine not empty after shutdown: conns open %d, fds %d, buffers in use %d, registrations %d",
-			s.ConnsOpen, s.FDs, s.Buffers.InUse, s.Registrations)
+	if s.ConnsOpen != 0 || s.FDs != 0 || s.Buffers.InUse != 0 || s.Registrations != 0 || s.TimersArmed != 0 ||
+		s.Blocking.Running+s.Blocking.Queued+s.Handshakes.Running+s.Handshakes.Queued != 0 {
+		t.Errorf("engine not empty after shutdown: conns open %d, fds %d, buffers in use %d, registrations %d, timers armed %d, blocking work %d running %d queued, handshakes %d running %d queued",
+			s.ConnsOpen, s.FDs, s.Buffers.InUse, s.Registrations, s.TimersArmed,
+			s.Blocking.Running, s.Blocking.Queued, s.Handshakes.Running, s.Handshakes.Queued)
+	}
+	if s.Buffers.InUse != 0 {
+		reportLeaks(t, e.Buffers())
+	}
+}
+
+// reportLeaks names where the buffers still in use were taken.
+func reportLeaks(t testing.TB, p *pool.Buffers) {
+	t.Helper()
+	if !pool.LeakChecking() {
+		t.Errorf("run with -tags bufleak to see where the buffers in use were taken")
+		return
+	}
+	leaks := p.Outstanding()
+	for i, l := range leaks {
+		if i == 5 {
+			t.Errorf("… and %d more", len(leaks)-5)
+			break
+		}
+		t.Errorf("buffer in use, taken at:\n%s", l.Stack)
 	}
 }
 

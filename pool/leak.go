@@ -1,0 +1,59 @@
+package pool
+
+// Buffer leak detection. A build with -tags bufleak records, for every
+// buffer handed out, the stack that took it, and forgets it on Release;
+// Outstanding then names the place each unreleased buffer came from. Other
+// builds record nothing and pay nothing: the hooks are empty.
+
+import (
+	"runtime"
+	"strings"
+)
+
+// Leak is a buffer still in use and where it was taken.
+type Leak struct {
+	Buffer *Buffer
+	Stack  string // the taker's stack, innermost first, without pool's own frames
+}
+
+// LeakChecking reports whether this build records where buffers are taken
+// (-tags bufleak).
+func LeakChecking() bool { return leakChecking }
+
+// Outstanding lists the buffers of p still in use with the stack that took
+// each, in a bufleak build; in others it returns nil. Buffers lent to an
+// io_uring buffer ring are in use too, until the engine stops.
+func (p *Buffers) Outstanding() []Leak { return outstanding(p) }
+
+// formatStack renders pcs, leaving out the frames of package pool.
+func formatStack(pcs []uintptr) string {
+	var sb strings.Builder
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if !strings.Contains(f.Function, "/reactor/pool.") || strings.Contains(f.File, "_test.go") {
+			sb.WriteString(f.Function)
+			sb.WriteString("\n\t")
+			sb.WriteString(f.File)
+			sb.WriteString(":")
+			sb.WriteString(itoa(f.Line))
+			sb.WriteString("\n")
+		}
+		if !more {
+			return sb.String()
+		}
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
