@@ -57,9 +57,12 @@ func (r *Report) print(w io.Writer) {
 		row("engine buffers in use", num(b.BuffersInUse), num(a.BuffersInUse))
 		row("engine buffers allocated", num(b.BuffersAllocated), num(a.BuffersAllocated))
 		row("engine buffers peak", num(b.BuffersPeak), num(a.BuffersPeak))
+		row("  bound on the peak", "", num(r.buffersBound(a.Threads)))
 		row("engine fds", num(b.FDs), num(a.FDs))
 		row("engine registrations", num(int64(b.Registrations)), num(int64(a.Registrations)))
 		row("engine callback panics", num(b.Panics), num(a.Panics))
+		row("engine timers armed", num(int64(b.TimersArmed)), num(int64(a.TimersArmed)))
+		row("engine blocking work left", num(int64(b.BlockingLeft)), num(int64(a.BlockingLeft)))
 	}
 	bp, ap := r.Before.Process, r.After.Process
 	row("process fds", fdCount(bp), fdCount(ap))

@@ -66,6 +66,9 @@ type EngineCounters struct {
 	BuffersAllocated int64 `json:"buffers_allocated"`
 	BuffersPeak      int64 `json:"buffers_peak"`
 	Panics           int64 `json:"panics"`
+	TimersArmed      int   `json:"timers_armed"`
+	BlockingLeft     int   `json:"blocking_left"` // blocking work running or queued
+	Threads          int   `json:"threads"`
 }
 
 // ProcessCounters are the whole process's, client included.
@@ -81,7 +84,27 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 		ConnsOpen: s.ConnsOpen, ConnsTotal: s.ConnsTotal, FDs: s.FDs,
 		Registrations: s.Registrations, Panics: s.Panics,
 		BuffersInUse: s.Buffers.InUse, BuffersAllocated: s.Buffers.Allocated, BuffersPeak: s.Buffers.Peak,
+		TimersArmed:  s.TimersArmed,
+		BlockingLeft: s.Blocking.Running + s.Blocking.Queued + s.Handshakes.Running + s.Handshakes.Queued,
+		Threads:      len(s.Threads),
 	}
+}
+
+// ringLoan is the buffers each I/O thread lends its io_uring at most in
+// the stress run's configuration (the engine's default RingSlots).
+const ringLoan = 64
+
+// buffersBound is the most buffers an echo run may hold at once: per
+// connection, its reads (each up to ReadChain buffers) and the echo of
+// what the client has in flight (its window) queued for writing, one
+// buffer of slack for a partly filled one; per thread, the ring's loan.
+// A run past it is holding buffers it should have released, even if it
+// releases them by the end.
+func (r *Report) buffersBound(threads int) int64 {
+	c := r.Config
+	size := max(c.BufferSize, 1)
+	perConn := max(c.Reads, 1)*max(c.ReadChain, 1) + (c.Window+size-1)/size + 1
+	return int64(c.Conns*perConn + threads*ringLoan)
 }
 
 func takeProcess() ProcessCounters {
@@ -157,6 +180,15 @@ func (r *Report) judge() {
 		}
 		if a.Panics != 0 {
 			fail("%d engine callbacks panicked", a.Panics)
+		}
+		if a.TimersArmed != 0 {
+			fail("leak: %d timers armed after shutdown", a.TimersArmed)
+		}
+		if a.BlockingLeft != 0 {
+			fail("leak: %d blocking tasks running or queued after shutdown", a.BlockingLeft)
+		}
+		if bound := r.buffersBound(a.Threads); a.BuffersPeak > bound {
+			fail("bound: %d buffers in use at the peak, more than the %d this run can need", a.BuffersPeak, bound)
 		}
 	}
 	b, a := r.Before.Process, r.After.Process

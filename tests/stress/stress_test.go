@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +40,38 @@ func TestStressInProcess(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+	}
+}
+
+// TestJudgeFailsOutsideTheDeclaredBounds: a run whose engine ends with a
+// timer armed or blocking work left, or whose buffer peak passed what the
+// run can need, fails, each naming what broke.
+func TestJudgeFailsOutsideTheDeclaredBounds(t *testing.T) {
+	cfg := Config{Conns: 4, Window: 64 << 10, BufferSize: 16 << 10, Reads: 1, ReadChain: 4}
+	clean := EngineCounters{Threads: 2}
+	for _, tc := range []struct {
+		name string
+		mod  func(*EngineCounters)
+		want string
+	}{
+		{"timer", func(a *EngineCounters) { a.TimersArmed = 1 }, "timers armed"},
+		{"blocking", func(a *EngineCounters) { a.BlockingLeft = 2 }, "blocking tasks"},
+		{"peak", func(a *EngineCounters) { a.BuffersPeak = 1000 }, "at the peak"},
+	} {
+		r := &Report{Config: cfg, BytesValidated: 1, Conns: 4}
+		a := clean
+		tc.mod(&a)
+		r.After.Engine = &a
+		r.judge()
+		if r.OK() || !strings.Contains(r.Verdict(), tc.want) {
+			t.Errorf("%s: judged %q, want a failure naming %q", tc.name, r.Verdict(), tc.want)
+		}
+	}
+	r := &Report{Config: cfg, BytesValidated: 1, Conns: 4}
+	a := clean
+	a.BuffersPeak = r.buffersBound(a.Threads)
+	r.After.Engine = &a
+	if r.judge(); !r.OK() {
+		t.Errorf("a run at its bounds failed: %s", r.Verdict())
 	}
 }
