@@ -165,6 +165,9 @@ func (b Backend) String() string {
 	return fmt.Sprintf("Backend(%d)", uint8(b))
 }
 
+// MarshalText names the backend (in JSON, expvar and logs).
+func (b Backend) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
 // ParseBackend reads "auto", "epoll" or "uring" (for flags).
 func ParseBackend(s string) (Backend, error) {
 	for _, b := range []Backend{BackendAuto, BackendEpoll, BackendURing, BackendIOCP} {
