@@ -1,5 +1,3 @@
-// Package procfd counts and names the process's open descriptors, for the
-// leak checks of the tests and of the stress binary.
 package procfd
 
 import (
