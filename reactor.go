@@ -14,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
@@ -187,9 +187,12 @@ type Engine struct {
 	env      sock.Env
 	backend  Backend
 
-	mu       sync.Mutex
+	mu       lock.Mutex[engineMu]
 	shutdown bool
 }
+
+// engineMu is the lock class of Engine.mu (internal/lock).
+type engineMu struct{}
 
 // ErrShutdown is returned by an Engine that has been shut down.
 var ErrShutdown = errors.New("reactor: engine is shut down")

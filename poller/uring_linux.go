@@ -3,11 +3,12 @@ package poller
 import (
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/internal/lock"
 )
 
 // The io_uring backend. A Poller made by NewURing owns one ring and is
@@ -74,7 +75,7 @@ type ring struct {
 	// Producers. smu guards tail (the next entry to fill; the kernel sees
 	// it when it is stored into *sqTail) and overflow, which holds entries
 	// queued while the ring was full, in order.
-	smu      sync.Mutex
+	smu      lock.Mutex[ringSmu]
 	tail     uint32
 	overflow []sqe
 
@@ -85,7 +86,7 @@ type ring struct {
 
 	// Provided-buffer ring (group 0): 16-byte entries {addr, len, bid,
 	// tail-or-reserved}; the shared tail is the last field of entry 0.
-	bmu      sync.Mutex
+	bmu      lock.Mutex[ringBmu]
 	bufMem   []byte
 	bufMask  uint16
 	bufTail  uint16
@@ -95,6 +96,12 @@ type ring struct {
 	// Counters read by Stats.
 	submitted, enters, overflows, failedInternal atomic.Uint64
 }
+
+// Lock classes (internal/lock) of ring's mutexes.
+type (
+	ringSmu struct{} // smu
+	ringBmu struct{} // bmu
+)
 
 // NewURing creates a poller on a new io_uring instance. It returns an error
 // wrapping ErrNotSupported when the kernel has io_uring disabled or

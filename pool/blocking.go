@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/ants/v2"
+
+	"github.com/ioreactor/reactor/internal/lock"
 )
 
 // DefaultBlockingWorkers is the number of functions a Blocking pool runs at
@@ -67,7 +69,7 @@ type Blocking struct {
 	maxQueued int // negative: no limit
 	ants      *ants.PoolWithFuncGeneric[func()]
 
-	mu         sync.Mutex
+	mu         lock.Mutex[blockingMu]
 	running    int
 	queue      fnQueue
 	peakQueued int
@@ -79,6 +81,9 @@ type Blocking struct {
 
 	releaseOnce sync.Once
 }
+
+// blockingMu is the lock class of Blocking.mu (internal/lock).
+type blockingMu struct{}
 
 // BlockingStats counts a Blocking pool's work.
 type BlockingStats struct {

@@ -2,8 +2,9 @@ package pool
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/ioreactor/reactor/internal/lock"
 )
 
 // DefaultBufferSize is the buffer size NewBuffers uses when given a size of
@@ -72,7 +73,7 @@ const (
 // neighbouring shards off one cache line, so shards do not contend through
 // false sharing.
 type bufferShard struct {
-	mu   sync.Mutex
+	mu   lock.Mutex[bufferShardMu]
 	head *Buffer // top of the stack, linked through Buffer.link; guarded by mu
 
 	// n is the length of the stack, written under mu and read without it
@@ -88,6 +89,9 @@ type bufferShard struct {
 
 	_ [64]byte
 }
+
+// bufferShardMu is the lock class of bufferShard.mu (internal/lock).
+type bufferShardMu struct{}
 
 // NewBuffers returns an empty pool of buffers of size bytes each. A size of
 // zero or less means DefaultBufferSize; a positive size below 512 is raised

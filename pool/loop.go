@@ -2,10 +2,10 @@ package pool
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/poller"
 )
 
@@ -29,7 +29,7 @@ type Loop struct {
 	table *Table
 	epoch time.Time
 
-	mu     sync.Mutex
+	mu     lock.Mutex[loopMu]
 	tasks  []Task
 	timers timerHeap
 
@@ -40,6 +40,9 @@ type Loop struct {
 	load     atomic.Int64 // registrations assigned to this loop (Balancer input)
 	busyPoll time.Duration
 }
+
+// loopMu is the lock class of Loop.mu (internal/lock).
+type loopMu struct{}
 
 // TimersArmed is how many timers wait on the loop now.
 func (l *Loop) TimersArmed() int { return int(l.nTimers.Load()) }

@@ -1,9 +1,9 @@
 package pool
 
 import (
-	"sync"
 	"sync/atomic"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/poller"
 )
 
@@ -48,12 +48,15 @@ type slot struct {
 // Table maps tokens to registrations. Lookup is lock-free and may run on
 // any I/O thread; Insert and Remove take a mutex.
 type Table struct {
-	mu     sync.Mutex
+	mu     lock.Mutex[tableMu]
 	chunks [maxChunks]atomic.Pointer[[chunkSize]slot]
 	free   []uint32 // released slot indexes, reused last-in first-out
 	next   uint32   // first index never used
 	n      atomic.Int64
 }
+
+// tableMu is the lock class of Table.mu (internal/lock).
+type tableMu struct{}
 
 // Insert publishes r with handler h and returns its token.
 func (t *Table) Insert(r *Registration, h Handler) uint64 {

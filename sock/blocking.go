@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
 )
@@ -18,10 +18,13 @@ import (
 // blockingPools are an Env's two blocking-work pools, made on first use
 // so that an engine that never blocks starts no goroutine for them.
 type blockingPools struct {
-	mu               sync.Mutex
+	mu               lock.Mutex[blockingPoolsMu]
 	work, handshakes *pool.Blocking
 	stopped          bool
 }
+
+// blockingPoolsMu is the lock class of blockingPools.mu (internal/lock).
+type blockingPoolsMu struct{}
 
 // ErrPoolStopped is returned by Submit once the engine is shutting down.
 var ErrPoolStopped = errors.New("sock: the blocking-work pools are stopped")

@@ -2,9 +2,9 @@ package sock
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
 )
@@ -56,7 +56,7 @@ type Conn struct {
 	// Read side, guarded by rmu. Reads are stamped at issue; rnext is the
 	// stamp of the oldest issued read not yet performed, rwant how many
 	// issued reads are not yet performed.
-	rmu      sync.Mutex
+	rmu      lock.Mutex[connRmu]
 	rgen     seq.Generator
 	rnext    seq.Number
 	rwant    int32
@@ -76,7 +76,7 @@ type Conn struct {
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
 	// wholly taken by the kernel, oldest first (nil until a write queues).
-	wmu    sync.Mutex
+	wmu    lock.Mutex[connWmu]
 	state  connState
 	opened bool // OnOpen was delivered (ConnsOpen counts it)
 	// delivering is guarded by dmu (it sits here to fill padding).
@@ -96,7 +96,7 @@ type Conn struct {
 	// Delivery, guarded by dmu (taken after rmu or wmu, never before).
 	// Only the goroutine that set delivering runs callbacks, so the
 	// callbacks of one connection never overlap.
-	dmu   sync.Mutex
+	dmu   lock.Mutex[connDmu]
 	rdone seq.List[readDone]
 	wdone *fifo[writeDone] // nil until a write completes for a WriteHandler
 
@@ -104,6 +104,13 @@ type Conn struct {
 	// teardown.
 	why atomic.Pointer[closeInfo]
 }
+
+// Lock classes (internal/lock) of Conn's mutexes.
+type (
+	connRmu struct{} // rmu
+	connWmu struct{} // wmu
+	connDmu struct{} // dmu
+)
 
 // closeInfo is why a connection closed. The two reasons without an error
 // are shared, so an ordinary close allocates nothing.
@@ -167,10 +174,13 @@ type connExtra struct {
 	flowTold bool
 	// Blocking work (blocking.go): stamps, guarded by bmu, and the
 	// results in stamp order, guarded by dmu.
-	bmu     sync.Mutex
+	bmu     lock.Mutex[connExtraBmu]
 	bgen    seq.Generator
 	results seq.List[func()]
 }
+
+// connExtraBmu is the lock class of connExtra.bmu (internal/lock).
+type connExtraBmu struct{}
 
 // extra returns the connection's connExtra, making it on first use.
 func (c *Conn) extra() *connExtra {

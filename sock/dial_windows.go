@@ -3,12 +3,12 @@ package sock
 import (
 	"net/netip"
 	"os"
-	"sync"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 )
@@ -162,9 +162,12 @@ func connectEx(s windows.Handle, family int) (uintptr, error) {
 }
 
 var (
-	connectExMu  sync.Mutex
+	connectExMu  lock.Mutex[connectExFnsMu]
 	connectExFns = map[int]uintptr{}
 )
+
+// connectExFnsMu is the lock class of connectExMu (internal/lock).
+type connectExFnsMu struct{}
 
 // putSockaddr writes a into rsa in Winsock's layout (port in network byte
 // order).

@@ -16,9 +16,9 @@ package sock
 import (
 	"crypto/tls"
 	"io"
-	"sync"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
 )
@@ -191,7 +191,7 @@ type chain struct {
 
 	// Outbound, guarded by wmu: the top's write stamps and the write
 	// passing through the chain now.
-	wmu      sync.Mutex
+	wmu      lock.Mutex[chainWmu]
 	wgen     seq.Generator
 	passing  bool
 	passRaw  bool       // the pass made a socket write
@@ -208,6 +208,9 @@ type chain struct {
 	rawErr  error
 	rawAny  bool
 }
+
+// chainWmu is the lock class of chain.wmu (internal/lock).
+type chainWmu struct{}
 
 type chainWrite struct {
 	top, raw seq.Number

@@ -2,9 +2,9 @@ package sock
 
 import (
 	"net/netip"
-	"sync"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
 )
 
@@ -62,7 +62,7 @@ type Listener struct {
 	done chan struct{}
 	opts ConnOptions
 
-	mu      sync.Mutex // serialises accepting (several threads in shared mode)
+	mu      lock.Mutex[listenerMu] // serialises accepting (several threads in shared mode)
 	backoff time.Duration
 	paused  bool // waiting for the back-off timer
 	timer   pool.Timer
@@ -70,6 +70,9 @@ type Listener struct {
 	os      listenerOS  // the platform's accept state (Windows: AcceptEx operations)
 	rsaLen  uint32
 }
+
+// listenerMu is the lock class of Listener.mu (internal/lock).
+type listenerMu struct{}
 
 // Addr is the address the listener is bound to (with the real port when
 // 0 was asked for).

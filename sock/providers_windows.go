@@ -3,10 +3,11 @@ package sock
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/ioreactor/reactor/internal/lock"
 )
 
 // Skip-on-success (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS): with it, an
@@ -56,9 +57,12 @@ func decideSkip(want bool, providers []Provider, err error) SkipDecision {
 
 // providersOverride, when set (tests), replaces the system's list.
 var (
-	providersMu       sync.Mutex
+	providersMu       lock.Mutex[providersOverrideMu]
 	providersOverride func() ([]Provider, error)
 )
+
+// providersOverrideMu is the lock class of providersMu (internal/lock).
+type providersOverrideMu struct{}
 
 // SetProviders makes the engine see providers instead of the system's
 // (nil restores the system's). Tests use it to run both completion modes

@@ -3,10 +3,10 @@ package sock
 import (
 	"fmt"
 	"os"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/pool"
 )
@@ -45,12 +45,15 @@ const (
 // receive fills consecutive slots.
 type recvRing struct {
 	p     *poller.Poller
-	mu    sync.Mutex
+	mu    lock.Mutex[recvRingMu]
 	lent  int            // ids 0..lent-1 are in use; the rest wait for growth
 	bufs  []*pool.Buffer // by id; as long as the ring has slots
 	slots []uint16       // ring slot → id provided there last
 	where []int          // id → the slot it was provided in
 }
+
+// recvRingMu is the lock class of recvRing.mu (internal/lock).
+type recvRingMu struct{}
 
 // provideLocked lends b to the kernel under id bid.
 func (r *recvRing) provideLocked(bid uint16, b *pool.Buffer) {

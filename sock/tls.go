@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
 )
 
@@ -319,7 +320,7 @@ func (wouldBlock) Temporary() bool { return true }
 // the buffers the socket delivered; outbound, the records crypto/tls
 // made, in pooled buffers, until a flush passes them down.
 type tlsPipe struct {
-	mu    sync.Mutex
+	mu    lock.Mutex[tlsPipeMu]
 	cond  sync.Cond // signalled when bytes, EOF or close arrive
 	in    fifo[*pool.Buffer]
 	off   int // bytes of in's front already read
@@ -334,6 +335,9 @@ type tlsPipe struct {
 	eager, nonblock bool
 	local, remote   net.Addr
 }
+
+// tlsPipeMu is the lock class of tlsPipe.mu (internal/lock).
+type tlsPipeMu struct{}
 
 func (p *tlsPipe) feed(b *pool.Buffer) {
 	p.mu.Lock()

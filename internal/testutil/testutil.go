@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/internal/procfd"
 	"github.com/ioreactor/reactor/pool"
 )
@@ -24,13 +25,25 @@ import (
 const settle = 3 * time.Second
 
 // Main runs a test package and then fails it if descriptors or goroutines
-// are left over compared with before the tests: every package's TestMain
-// calls it.
+// are left over compared with before the tests, or if the lock-order
+// checker (internal/lock, built with -tags lockcheck) reported anything:
+// every package's TestMain calls it.
 func Main(m *testing.M) {
 	warmNetpoll()
 	warmSignals()
 	before := Snapshot()
 	code := m.Run()
+	if err := saveLockOrder(); err != nil {
+		fmt.Fprintln(os.Stderr, "lock order:", err)
+		code = 1
+	}
+	if rs := lock.Reports(); len(rs) > 0 {
+		fmt.Fprintf(os.Stderr, "lockcheck: %d report(s):\n", len(rs))
+		for _, r := range rs {
+			fmt.Fprint(os.Stderr, r.String())
+		}
+		code = 1
+	}
 	if code == 0 {
 		if err := WaitBaseline(before); err != nil {
 			fmt.Fprintln(os.Stderr, "leak check:", err)
@@ -38,6 +51,40 @@ func Main(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// LockOrderEnv names the environment variable that, set to a file's
+// path under -tags lockcheck, makes each test package append the lock
+// orders it saw to that file, one line each: "From -> To", a tab, and
+// the innermost functions of the stack where To was first taken under
+// From (duplicates across packages included). docs/architecture.md's lock
+// order is made from it.
+const LockOrderEnv = "REACTOR_LOCK_ORDER"
+
+func saveLockOrder() error {
+	path := os.Getenv(LockOrderEnv)
+	if path == "" || !lock.Enabled {
+		return nil
+	}
+	var b strings.Builder
+	for _, e := range lock.Order() {
+		var calls []string // the stack's functions, innermost first
+		for line := range strings.Lines(e.Stack) {
+			if !strings.HasPrefix(line, "\t\t") && len(calls) < 4 {
+				calls = append(calls, strings.TrimSpace(line))
+			}
+		}
+		fmt.Fprintf(&b, "%s -> %s\t%s\n", e.From, e.To, strings.Join(calls, " < "))
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // warmSignals starts os/signal's watcher goroutine before the baseline:
