@@ -338,6 +338,10 @@ type Stats struct {
 	// RecvPaused counts io_uring receives stopped because a connection's
 	// stash was full: backpressure reaching the kernel.
 	RecvPaused int64
+	// SendWaits counts io_uring sends that met EAGAIN and waited for a
+	// writable edge; RecvRetries, receives that met it and were asked
+	// again.
+	SendWaits, RecvRetries int64
 	// CompletionMode is, on Windows, whether skip-on-success is on and
 	// why ("on: all 2 TCP providers are IFS"); empty elsewhere.
 	CompletionMode string
@@ -429,6 +433,8 @@ func (e *Engine) Stats() Stats {
 		RingBuffers:    c.RingBuffers.Load(),
 		RecvStashed:    c.RecvStashed.Load(),
 		RecvPaused:     c.RecvPaused.Load(),
+		SendWaits:      c.SendWaits.Load(),
+		RecvRetries:    c.RecvRetries.Load(),
 		Ring:           e.ringStats(),
 
 		CompletionMode:    completionMode(e.env.Skip()),

@@ -159,6 +159,9 @@ type connExtra struct {
 	// polled: in completion mode, the descriptor has a readiness
 	// registration (while connecting) to remove at teardown.
 	polled bool
+	// edge: a writable edge came while a send was in flight (completion
+	// mode, under wmu); see sendDone.
+	edge bool
 	// stash holds arrivals of an io_uring multishot receive that no read
 	// was issued for yet (guarded by rmu).
 	stash *fifo[readDone]

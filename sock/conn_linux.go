@@ -63,7 +63,10 @@ func (c *Conn) HandleEvent(l *pool.Loop, ev *poller.Event) {
 	}
 	if c.env.Ring {
 		// Completion mode uses readiness only to learn that a connect
-		// finished; a late event of that registration is dropped.
+		// finished and, after a send met EAGAIN, that there is room.
+		if f&(poller.Out|poller.Err|poller.Hup) != 0 {
+			c.writableEdge()
+		}
 		return
 	}
 	if f&poller.Err != 0 {

@@ -186,6 +186,11 @@ type Counters struct {
 	// once and were handled without a packet.
 	SkipSockets       atomic.Int64
 	InlineCompletions atomic.Int64
+	// SendWaits counts io_uring sends that met EAGAIN and waited for a
+	// writable edge; RecvRetries, receives that met it and were asked
+	// again (completion mode).
+	SendWaits   atomic.Int64
+	RecvRetries atomic.Int64
 	// TLSHandshakes and TLSFailures count TLS handshakes that completed
 	// and that failed (or timed out); ReadTimeouts, connections closed by
 	// their read timeout.

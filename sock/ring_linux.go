@@ -235,6 +235,18 @@ func (c *Conn) recvDone(ev *poller.Event) {
 		c.issueRecvLocked()
 		c.rmu.Unlock()
 		return
+	case res == -int32(unix.EAGAIN) && ended:
+		// As for sends (see sendDone): the kernel's retry gave up. A
+		// receive waits on the kernel's poll for data, so asking again
+		// cannot spin unless the socket calls itself readable with
+		// nothing to read.
+		c.env.Counters.RecvRetries.Add(1)
+		c.issueRecvLocked()
+		c.rmu.Unlock()
+		if b != nil {
+			b.Release()
+		}
+		return
 	case res < 0:
 		c.rmu.Unlock()
 		if b != nil {
@@ -325,7 +337,7 @@ func (c *Conn) drainStash() {
 // in exactly that order, and the next send starts only after this one
 // completes.
 func (c *Conn) issueSendLocked() {
-	if c.winflight || c.queueEmptyLocked() || c.life.closed() {
+	if c.winflight || !c.writable || c.queueEmptyLocked() || c.life.closed() {
 		return
 	}
 	req := c.wq.front()
@@ -334,6 +346,9 @@ func (c *Conn) issueSendLocked() {
 		p = p[:iovMax]
 	}
 	c.winflight = true
+	if x := c.x.Load(); x != nil {
+		x.edge = false // only an edge after this issue counts for it
+	}
 	c.life.acquire() // the operation's reference
 	var err error
 	if len(p) == 1 && c.wq.len() == 1 {
@@ -376,6 +391,29 @@ func (c *Conn) sendDone(ev *poller.Event) {
 		c.wmu.Unlock()
 		return
 	}
+	if res == -int32(unix.EAGAIN) {
+		// io_uring retries a send that would block once, after its own
+		// poll says writable; on a non-blocking socket a second "would
+		// block" (TCP can call a socket writable while its send buffer
+		// cannot take the next segment, seen with tiny buffers) comes
+		// back as EAGAIN. Queuing the send again at once would spin, as
+		// the poll would fire again at once: wait for the next writable
+		// edge instead, as the epoll path does.
+		if x := c.x.Load(); x != nil && x.edge {
+			// An edge came while this send was in flight (the kernel's
+			// own retry may have used the room it announced, or not):
+			// try again now, or the edge is lost.
+			x.edge = false
+			c.issueSendLocked()
+			c.wmu.Unlock()
+			return
+		}
+		c.env.Counters.SendWaits.Add(1)
+		c.writable = false
+		c.wmu.Unlock()
+		c.awaitWritable()
+		return
+	}
 	if res < 0 {
 		c.wmu.Unlock()
 		c.fail(os.NewSyscallError("sendmsg", unix.Errno(-res)))
@@ -383,6 +421,37 @@ func (c *Conn) sendDone(ev *poller.Event) {
 	}
 	c.sentLocked(int(res))
 	c.sendDoneLocked()
+}
+
+// awaitWritable registers the descriptor for writable edges (once; the
+// registration lasts until teardown). The first edge may come at once, for
+// a socket TCP already calls writable; if the send then meets EAGAIN again,
+// the registration stays and the next edge comes only when ACKs free room.
+// Runs on the loop.
+func (c *Conn) awaitWritable() {
+	x := c.extra()
+	if x.polled {
+		return
+	}
+	x.polled = true
+	if err := c.loop.Poller().Add(c.fd, c.reg.Token(), poller.Writable|poller.EdgeTriggered); err != nil {
+		c.fail(err)
+	}
+}
+
+// writableEdge resumes a send that waited for room (completion mode). An
+// edge that comes while a send is in flight is remembered, for that send
+// to try again if it meets EAGAIN.
+func (c *Conn) writableEdge() {
+	c.wmu.Lock()
+	switch {
+	case c.winflight:
+		c.extra().edge = true
+	case !c.writable:
+		c.writable = true
+		c.issueSendLocked()
+	}
+	c.wmu.Unlock()
 }
 
 // cancelOps runs on the loop after the connection closed: it cancels the
