@@ -346,13 +346,16 @@ func (c *Conn) closeWith(err error, abortive bool) bool {
 			why = x.flushWhy.Load()
 		}
 	}
-	if !c.why.CompareAndSwap(nil, why) {
+	// The closed bit picks the winner, so that a loser returns only once
+	// the connection is closed: a Write after a losing Abort must fail.
+	// (Winning a CAS on why first let the loser return before the bit
+	// was set, and a Write in that gap was accepted.)
+	if !c.life.markClosed() {
 		return false
 	}
-	// Only the winner of why gets here, so only it sets the closed bit.
-	if !c.life.markClosed() {
-		panic("sock: connection closed without a reason")
-	}
+	// Only destroy reads why, and it cannot run before the decref below
+	// drops the connection's own reference.
+	c.why.Store(why)
 	if c.env.Ring || completionOnly {
 		// Operations in flight hold references; cancelling them lets the
 		// count reach zero. Done on the loop, where no lock is held.
