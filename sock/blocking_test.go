@@ -80,21 +80,10 @@ func TestSubmitResultsComeBackInOrderOnTheIOSide(t *testing.T) {
 		c := dial(t, ln.Addr().String())
 		defer c.Close()
 	}
-	waitGroupWithin(t, &doneAll, 30*time.Second, "every result")
+	testutil.WaitGroup(t, &doneAll, 30*time.Second, "every result")
 	faults.report(t)
 	if s := e.Stats().Blocking; s.Completed < conns*perConn || s.Workers != 8 {
 		t.Errorf("pool stats %+v", s)
-	}
-}
-
-func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration, what string) {
-	t.Helper()
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("%s not done within %v", what, d)
 	}
 }
 

@@ -55,7 +55,7 @@ func TestLosingAbortReturnsOnlyOnceClosed(t *testing.T) {
 			}
 		}()
 	}
-	waitGroupWithin(t, &done, 60*time.Second, "every OnClose")
+	testutil.WaitGroup(t, &done, 60*time.Second, "every OnClose")
 	if n := accepted.Load(); n != 0 {
 		t.Fatalf("%d of %d writes after a losing Abort were accepted", n, races.Load())
 	}

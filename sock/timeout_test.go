@@ -78,8 +78,8 @@ func TestReadTimeoutClosesIdleConnections(t *testing.T) {
 			}
 		})
 	}
-	waitGroupWithin(t, &clients, 30*time.Second, "every client")
-	waitGroupWithin(t, &closed, 30*time.Second, "every close")
+	testutil.WaitGroup(t, &clients, 30*time.Second, "every client")
+	testutil.WaitGroup(t, &closed, 30*time.Second, "every close")
 	if n := early.Load() + late.Load() + wrong.Load() + failed.Load(); n != 0 {
 		t.Fatalf("of %d: %d closed before the timeout, %d later than the slack, %d for another reason, %d clients saw no close",
 			conns, early.Load(), late.Load(), wrong.Load(), failed.Load())

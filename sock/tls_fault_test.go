@@ -521,25 +521,10 @@ func plainServer(t *testing.T, serve func(c *net.TCPConn)) (addr string, stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				serve(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	stop = sync.OnceFunc(func() { ln.Close(); wg.Wait() })
-	t.Cleanup(stop)
+	stop = testutil.Serve(t, ln, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		serve(c.(*net.TCPConn))
+	})
 	return ln.Addr().String(), stop
 }
 

@@ -3,8 +3,6 @@ package faults_test
 import (
 	"bytes"
 	"flag"
-	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -176,14 +174,8 @@ func churnOnce(addr string, msg, got []byte) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(msg); err != nil {
+	if err := testutil.RoundTrip(c, msg, got); err != nil {
 		return err
-	}
-	if _, err := io.ReadFull(c, got); err != nil {
-		return err
-	}
-	if !bytes.Equal(got, msg) {
-		return fmt.Errorf("echo %x, want %x", got, msg)
 	}
 	return nil
 }

@@ -58,18 +58,6 @@ func waitCond(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// waitGroupFor waits for wg, failing t after d.
-func waitGroupFor(t testing.TB, wg *sync.WaitGroup, d time.Duration, what string) {
-	t.Helper()
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("%s: not within %v", what, d)
-	}
-}
-
 // streamBytes is n bytes that depend on seed, so an echo that drops,
 // repeats or reorders a segment cannot match.
 func streamBytes(n int, seed uint64) []byte {

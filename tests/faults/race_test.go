@@ -73,7 +73,7 @@ func TestWriteCloseTimerRace(t *testing.T) {
 			h.client(addr)
 		})
 	}
-	waitGroupFor(t, &clients, 2*time.Minute, "every client seeing its connection end")
+	testutil.WaitGroup(t, &clients, 2*time.Minute, "every client seeing its connection end")
 	waitCond(t, 20*time.Second, "an OnClose for every connection and every racer done", func() bool {
 		return h.opens.Load() == conns && h.closes.Load() == conns && h.racers.Load() == 0
 	})

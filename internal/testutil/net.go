@@ -1,0 +1,64 @@
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RoundTrip writes msg on c, reads len(msg) bytes back into got (which
+// must be as long) and compares them: one echo, checked.
+func RoundTrip(c io.ReadWriter, msg, got []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, got[:len(msg)]); err != nil {
+		return err
+	}
+	if !bytes.Equal(got[:len(msg)], msg) {
+		return fmt.Errorf("testutil: echo of %d bytes differs", len(msg))
+	}
+	return nil
+}
+
+// Serve accepts on ln until it is closed and runs handle for each
+// connection on a goroutine of its own; handle must close it. The
+// returned stop closes ln and waits for every handler; the test's cleanup
+// calls it too.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c)
+			}()
+		}
+	}()
+	stop = sync.OnceFunc(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(stop)
+	return stop
+}
+
+// WaitGroup waits for wg, failing t after d.
+func WaitGroup(t testing.TB, wg *sync.WaitGroup, d time.Duration, what string) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
