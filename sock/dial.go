@@ -2,6 +2,7 @@ package sock
 
 import (
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -55,3 +56,37 @@ func (c *Conn) dialFailed(err error) {
 // "connects" to itself. That is never what a dial meant (Go's net
 // refuses it too), so it fails with ErrSelfConnect.
 func (c *Conn) selfConnected() bool { return localAddr(c.fd) == c.remote }
+
+// dialSocket is the start of Dial on every platform: the address, the
+// handler the socket will call (a filter chain over h when o asks for
+// one), and a counted socket with TCP_NODELAY set. Failures leave nothing
+// behind.
+func dialSocket(env *Env, addr string, h Handler, o *DialOptions) (netip.AddrPort, Handler, sysfd, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return a, nil, 0, err
+	}
+	h, err = o.prepare(addr, h)
+	if err != nil {
+		return a, nil, 0, err
+	}
+	fd, err := newSocket(a)
+	if err != nil {
+		return a, nil, 0, &DialError{Addr: addr, Err: err}
+	}
+	env.Counters.FDs.Add(1)
+	if env.NoDelay {
+		setNoDelay(fd) // best effort: a failure costs latency, not data
+	}
+	return a, h, fd, nil
+}
+
+// dialConn makes the connection of a connect in progress.
+func dialConn(env *Env, fd sysfd, h Handler, o *DialOptions, addr string, a netip.AddrPort) *Conn {
+	c := newConn(env, env.Group.Pick(), fd, h)
+	o.apply(c)
+	c.extra().addr = addr
+	c.remote = a
+	c.dialing.Store(true)
+	return c
+}

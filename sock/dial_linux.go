@@ -14,21 +14,9 @@ import (
 // OnOpen follows when it is established, or its OnClose with a
 // *DialError when it fails or times out; the socket is closed then.
 func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
-	a, err := ParseAddr(addr)
+	a, h, fd, err := dialSocket(env, addr, h, &o)
 	if err != nil {
 		return nil, err
-	}
-	h, err = o.prepare(addr, h)
-	if err != nil {
-		return nil, err
-	}
-	fd, err := newSocket(a)
-	if err != nil {
-		return nil, &DialError{Addr: addr, Err: err}
-	}
-	env.Counters.FDs.Add(1)
-	if env.NoDelay {
-		setNoDelay(fd) // best effort: a failure costs latency, not data
 	}
 	err = unix.Connect(fd, toSockaddr(a))
 	if err != nil && err != unix.EINPROGRESS {
@@ -36,11 +24,7 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		env.Counters.DialFailures.Add(1)
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("connect", err)}
 	}
-	c := newConn(env, env.Group.Pick(), fd, h)
-	o.apply(c)
-	c.extra().addr = addr
-	c.remote = a
-	c.dialing.Store(true)
+	c := dialConn(env, fd, h, &o, addr, a)
 	if err := c.register(); err != nil {
 		closeFD(env, fd)
 		return nil, &DialError{Addr: addr, Err: err}

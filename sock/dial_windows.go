@@ -27,21 +27,9 @@ type connectOp struct {
 // no socket, a failed bind) are returned and leave nothing behind;
 // otherwise OnOpen follows, or OnClose with a *DialError.
 func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
-	a, err := ParseAddr(addr)
+	a, h, s, err := dialSocket(env, addr, h, &o)
 	if err != nil {
 		return nil, err
-	}
-	h, err = o.prepare(addr, h)
-	if err != nil {
-		return nil, err
-	}
-	s, err := newSocket(a)
-	if err != nil {
-		return nil, &DialError{Addr: addr, Err: err}
-	}
-	env.Counters.FDs.Add(1)
-	if env.NoDelay {
-		setNoDelay(s) // best effort: a failure costs latency, not data
 	}
 	// ConnectEx wants a bound socket.
 	if err := windows.Bind(s, anySockaddr(a)); err != nil {
@@ -49,11 +37,7 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		env.Counters.DialFailures.Add(1)
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("bind", err)}
 	}
-	c := newConn(env, env.Group.Pick(), s, h)
-	o.apply(c)
-	c.extra().addr = addr
-	c.remote = a
-	c.dialing.Store(true)
+	c := dialConn(env, s, h, &o, addr, a)
 	if err := c.register(); err != nil {
 		closeFD(env, s)
 		return nil, &DialError{Addr: addr, Err: err}
