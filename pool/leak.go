@@ -7,6 +7,7 @@ package pool
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -36,24 +37,11 @@ func formatStack(pcs []uintptr) string {
 			sb.WriteString("\n\t")
 			sb.WriteString(f.File)
 			sb.WriteString(":")
-			sb.WriteString(itoa(f.Line))
+			sb.WriteString(strconv.Itoa(f.Line))
 			sb.WriteString("\n")
 		}
 		if !more {
 			return sb.String()
-		}
-	}
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
 		}
 	}
 }
