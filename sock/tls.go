@@ -51,6 +51,7 @@ type tlsFilter struct {
 	state   atomic.Uint32
 	pipe    tlsPipe
 	conn    *tls.Conn
+	outv    [][]byte // flushIn's slices, reused (guarded by the chain's wmu)
 }
 
 func newTLSFilter(cfg *tls.Config, server bool, host string, timeout time.Duration) *tlsFilter {
@@ -247,11 +248,16 @@ func (f *tlsFilter) flushIn(l *Layer) error {
 	if out == nil {
 		return nil
 	}
-	var bs [][]byte
+	// The slice headers are reused: wmu serialises the flushes, and the
+	// layer below copies them before it returns.
+	bs := f.outv[:0]
 	for x := out; x != nil; x = x.Next() {
 		bs = append(bs, x.Bytes())
 	}
-	return l.PassWrite(bs, out)
+	f.outv = bs
+	err := l.PassWrite(bs, out)
+	clear(bs)
+	return err
 }
 
 // flushOob sends records made outside any write (handshake flights,
