@@ -4,9 +4,7 @@ package faults_test
 // faults seen on other goroutines, bounded waits, and reproducible bytes.
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -56,14 +54,4 @@ func waitCond(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// streamBytes is n bytes that depend on seed, so an echo that drops,
-// repeats or reorders a segment cannot match.
-func streamBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	b := make([]byte, n)
-	rand.NewChaCha8(key).Read(b)
-	return b
 }

@@ -254,7 +254,7 @@ func TestImpairedStreamsStayWhole(t *testing.T) {
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			werr := make(chan error, 1)
 			go func() {
-				_, err := c.Write(streamBytes(size, 9))
+				_, err := c.Write(randomBlock(size, 9))
 				werr <- err
 			}()
 			got, rerr := io.ReadAll(c)
@@ -308,7 +308,7 @@ func TestImpairedStreamsStayWhole(t *testing.T) {
 // expects a clean end of stream from the echo.
 func echoWhole(c net.Conn, size int, seed uint64, closeWrite func() error) error {
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	msg := streamBytes(size, seed)
+	msg := randomBlock(size, seed)
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(msg)
