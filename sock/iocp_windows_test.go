@@ -14,6 +14,7 @@ import (
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
 	"github.com/ioreactor/reactor/internal/testutil"
+	"github.com/ioreactor/reactor/seq"
 	"github.com/ioreactor/reactor/sock"
 )
 
@@ -121,10 +122,19 @@ func TestInjectedDuplicateCompletionIsDropped(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	opened := make(chan *reactor.Conn, 1)
 	closes := make(chan error, 4)
-	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
-		onOpen:  func(c *reactor.Conn) { opened <- c; c.Read() },
-		onRead:  echoRead,
-		onClose: func(c *reactor.Conn, err error) { closes <- err },
+	// Each duplicate is injected once the send it copies has been
+	// handled (its OnWrite came): earlier, the packet could be taken for
+	// that very send's completion. A provider that queues such packets is
+	// non-IFS, which turns skip-on-success off (docs/windows.md), so the
+	// engine never meets one mid-send.
+	written := make(chan struct{}, 64)
+	ln, err := e.Listen("127.0.0.1:0", &writeFuncHandler{
+		funcHandler: funcHandler{
+			onOpen:  func(c *reactor.Conn) { opened <- c; c.Read() },
+			onRead:  echoRead,
+			onClose: func(c *reactor.Conn, err error) { closes <- err },
+		},
+		onWrite: func(*reactor.Conn, seq.Number, int, error) { written <- struct{}{} },
 	}, reactor.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -136,15 +146,11 @@ func TestInjectedDuplicateCompletionIsDropped(t *testing.T) {
 		if err := echoOn(client, msg); err != nil {
 			t.Fatal(err)
 		}
+		wait(t, written, "OnWrite")
 		if err := sock.InjectDuplicateSend(srv); err != nil {
 			t.Fatal(err)
 		}
-		// The next message starts a new send; a duplicate still queued
-		// then would find that send issued and be taken for its
-		// completion. A provider that queues such packets is non-IFS,
-		// which turns skip-on-success off (rule 6 of docs/windows.md), so
-		// the engine never meets one mid-send; the test waits for the
-		// drop.
+		// And the next send starts only once this duplicate is dropped.
 		want := int64(i + 1)
 		deadline := time.Now().Add(5 * time.Second)
 		for e.Stats().DuplicatePackets < want && time.Now().Before(deadline) {
