@@ -44,6 +44,7 @@ type options struct {
 	idleConns  int
 	idleActive int
 	inFlight   int
+	driver     string
 	ioThreads  int
 	busyPoll   time.Duration
 	features   bool
@@ -70,6 +71,7 @@ func run() error {
 	flag.IntVar(&o.idleConns, "idle-conns", 10000, "idle workload: idle connections (before -scale)")
 	flag.IntVar(&o.idleActive, "idle-active", 100, "idle workload: active ping-pong connections meanwhile (before -scale)")
 	flag.IntVar(&o.inFlight, "inflight", 1, "ping-pong messages in flight per connection")
+	flag.StringVar(&o.driver, "client", "", "the load client's driver: uring or epoll; empty means uring where the kernel has it")
 	flag.IntVar(&o.ioThreads, "io-threads", 1, "event loops of every server (net: ignored)")
 	flag.DurationVar(&o.busyPoll, "busy-poll", 0, "reactor-busy's Config.BusyPoll; 0 means "+defaultBusyPoll.String()+" (plain reactor never busy-polls)")
 	flag.BoolVar(&o.features, "features", false, "also run the variants reactor-busy and reactor-hop (latency features against plain reactor)")

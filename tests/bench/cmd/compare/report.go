@@ -95,6 +95,7 @@ type report struct {
 	cells    map[string]map[string]*cell // workload name → server → cell
 	elapsed  time.Duration
 	failures int
+	drivers  []string // the load client's drivers that ran, sorted
 }
 
 func newReport(o options, m machine, works []workload, servers []string, res []runResult, elapsed time.Duration) *report {
@@ -115,6 +116,10 @@ func newReport(o options, m machine, works []workload, servers []string, res []r
 					continue
 				}
 				c.ok++
+				if d := string(rr.Result.Driver); !slices.Contains(rep.drivers, d) {
+					rep.drivers = append(rep.drivers, d)
+					slices.Sort(rep.drivers)
+				}
 				v := values(rr.Result, w, m.clkTck)
 				for i := range v {
 					per[i] = append(per[i], v[i])
@@ -218,11 +223,19 @@ func shown(w workload) []metric {
 	return out
 }
 
+// clientDrivers names the load client's drivers that ran.
+func (rep *report) clientDrivers() string {
+	if len(rep.drivers) == 0 {
+		return "no driver (every run failed)"
+	}
+	return strings.Join(rep.drivers, " and ")
+}
+
 // print writes the tables to w.
 func (rep *report) print(out io.Writer) {
 	fmt.Fprintf(out, "\n%s\n", rep.m.summary())
-	fmt.Fprintf(out, "%d round(s), %v warm-up, %v window; medians over rounds; took %v\n",
-		rep.o.rounds, rep.o.warmup, rep.o.window, rep.elapsed.Round(time.Second))
+	fmt.Fprintf(out, "%d round(s), %v warm-up, %v window; medians over rounds; load client on %s; took %v\n",
+		rep.o.rounds, rep.o.warmup, rep.o.window, rep.clientDrivers(), rep.elapsed.Round(time.Second))
 	for _, w := range rep.works {
 		fmt.Fprintf(out, "\n== %s (%s)\n", w.title(), w.name)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -96,6 +96,7 @@ func drive(o options, m machine, b binaries, w workload, srv *server) (load.Resu
 		"-conns", strconv.Itoa(w.conns),
 		"-size", strconv.Itoa(w.size),
 		"-inflight", strconv.Itoa(o.inFlight),
+		"-driver", o.driver,
 		"-idle", strconv.Itoa(w.idle),
 		"-warmup", o.warmup.String(),
 		"-window", o.window.String(),

@@ -27,6 +27,7 @@ func main() {
 func run() (err error) {
 	var cfg load.Config
 	mode := flag.String("mode", "pingpong", "pingpong, stream or idle")
+	driver := flag.String("driver", "", "uring or epoll; empty means uring where the kernel has it")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:7007", "server address (IPv4 literal and port)")
 	flag.IntVar(&cfg.Conns, "conns", 50, "connections carrying measured traffic")
 	flag.IntVar(&cfg.Size, "size", 64, "message size (pingpong, idle's active connections) or write size (stream)")
@@ -43,6 +44,7 @@ func run() (err error) {
 		return fmt.Errorf("unexpected arguments: %q", flag.Args())
 	}
 	cfg.Mode = load.Mode(*mode)
+	cfg.Driver = load.Driver(*driver)
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

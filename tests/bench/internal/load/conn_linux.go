@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
 )
 
 // connKind says what a connection is for.
@@ -57,6 +59,12 @@ type conn struct {
 	// writable is the last EPOLLOUT edge, until a write is short.
 	writable bool
 
+	// DriverURing: sending[soff:] is the send in flight (nil: none); spare
+	// is the ping-pong buffer that becomes wbuf when sending goes out.
+	sending []byte
+	soff    int
+	spare   []byte
+
 	// Ping-pong: body is what follows the header of every message.
 	// stamps[k % len] is when message k was queued. rbuf holds a reply
 	// that arrived in pieces; wbuf[woff:] is what the kernel has not
@@ -102,9 +110,17 @@ func (cl *client) open(kind connKind) error {
 	if err := unix.Connect(fd, &cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
 	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(c.id)}
-	if err := unix.EpollCtl(cl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return os.NewSyscallError("epoll_ctl", err)
+	if cl.ring != nil {
+		// One event says how the connect went; then the connection
+		// moves to completions (ringOpened).
+		if err := cl.ring.Add(fd, uint64(c.id), poller.Writable|poller.OneShot); err != nil {
+			return err
+		}
+	} else {
+		ev := unix.EpollEvent{Events: events, Fd: int32(c.id)}
+		if err := unix.EpollCtl(cl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return os.NewSyscallError("epoll_ctl", err)
+		}
 	}
 	if kind == kindIdle || cl.cfg.Mode != Stream {
 		if kind == kindIdle {
@@ -119,6 +135,9 @@ func (cl *client) open(kind connKind) error {
 		c.stamps = make([]time.Duration, inFlight)
 		c.rbuf = make([]byte, c.size)
 		c.wbuf = make([]byte, 0, inFlight*c.size)
+		if cl.ring != nil {
+			c.spare = make([]byte, 0, inFlight*c.size)
+		}
 	} else {
 		c.stamps = make([]time.Duration, cl.cfg.StreamWindow/c.size+1)
 	}
@@ -138,31 +157,40 @@ func (c *conn) abort() error {
 	return errors.Join(errs...)
 }
 
+// connected checks how c's connect went, once the socket said it is done,
+// and queues the first messages.
+func (cl *client) connected(c *conn) error {
+	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_ERROR", err)
+	}
+	if soerr != 0 {
+		return os.NewSyscallError("connect", unix.Errno(soerr))
+	}
+	c.state = stateOpen
+	if c.kind == kindActive {
+		cl.connecting--
+		cl.activeOpen++
+	}
+	if c.kind == kindIdle {
+		c.queue(cl.now)
+	} else if cl.cfg.Mode != Stream {
+		for range cl.cfg.InFlight {
+			c.queue(cl.now)
+		}
+	}
+	return nil
+}
+
 // handle acts on one epoll event of c.
 func (cl *client) handle(c *conn, ev uint32) error {
 	if c.state == stateConnecting {
 		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 			return nil
 		}
-		soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-		if err != nil {
-			return os.NewSyscallError("getsockopt SO_ERROR", err)
-		}
-		if soerr != 0 {
-			return os.NewSyscallError("connect", unix.Errno(soerr))
-		}
-		c.state = stateOpen
-		if c.kind == kindActive {
-			cl.connecting--
-			cl.activeOpen++
-		}
-		// Queue the first messages; the write below sends them.
-		if c.kind == kindIdle {
-			c.queue(cl.now)
-		} else if cl.cfg.Mode != Stream {
-			for range cl.cfg.InFlight {
-				c.queue(cl.now)
-			}
+		// The write below sends the first messages.
+		if err := cl.connected(c); err != nil {
+			return err
 		}
 	}
 	if ev&unix.EPOLLOUT != 0 {

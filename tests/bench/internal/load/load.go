@@ -1,13 +1,19 @@
 // Package load is the benchmark's load client: one OS thread drives every
-// connection through raw epoll, non-blocking sockets and edge triggering.
+// connection, through an io_uring (the default where the kernel has one)
+// or through raw epoll with non-blocking sockets and edge triggering.
 //
 // A goroutine per connection would spend most of a small machine's second
 // core on the client itself (scheduling, netpoller round trips), and the
 // servers' differences would drown in it. One locked thread that issues
-// one read and one write per reply costs about as much as the server it
-// drives, so on a 2-core machine with the server pinned to one core and
-// the client to the other, the client is not what limits a good server.
-// Result.ClientCPU says whether it was.
+// one read and one write system call per reply (DriverEpoll) costs about
+// as much as the server it drives, which was enough while the servers
+// paid the same two calls; against a server that batches its I/O it is
+// the client that runs out of CPU first, and every server then shows the
+// client's rate. The ring driver (DriverURing) submits every send and
+// collects every receive of a loop turn in one io_uring_enter, through the
+// engine's own poller (package poller), so the client costs less than the
+// servers it measures. Result.ClientCPU says whether it still limited a
+// run.
 //
 // Every echoed byte is checked. Ping-pong messages carry the connection's
 // id and a counter in their first 16 bytes, then a slice of a shared
@@ -47,10 +53,28 @@ const IdleMessageSize = 32
 // headerSize is the id and counter at the front of a ping-pong message.
 const headerSize = 16
 
+// Driver is how the client talks to the kernel.
+type Driver string
+
+const (
+	// DriverAuto is DriverURing where the kernel has io_uring, else
+	// DriverEpoll.
+	DriverAuto Driver = ""
+	// DriverURing: receives and sends are queued on one io_uring and
+	// submitted, with every completion collected, by one io_uring_enter
+	// per loop turn (multishot receives into provided buffers, one send
+	// in flight per connection).
+	DriverURing Driver = "uring"
+	// DriverEpoll: edge-triggered epoll, and a read and a write system
+	// call per reply.
+	DriverEpoll Driver = "epoll"
+)
+
 // Config describes one run.
 type Config struct {
 	Addr      string // the server, an IPv4 literal and port: "127.0.0.1:7007"
 	Mode      Mode
+	Driver    Driver
 	Conns     int // connections carrying the measured traffic
 	Size      int // message size (ping-pong, idle's active connections) or write size (stream)
 	InFlight  int // ping-pong messages in flight per connection; 0 means 1
@@ -78,6 +102,7 @@ type Config struct {
 // Result is what one run measured. Counts cover the window only.
 type Result struct {
 	Mode     Mode          `json:"mode"`
+	Driver   Driver        `json:"driver"`     // the driver that ran (never DriverAuto)
 	Elapsed  time.Duration `json:"elapsed_ns"` // the window as measured
 	Messages uint64        `json:"messages"`   // replies (stream: Size chunks) echoed whole and checked
 	Bytes    int64         `json:"bytes"`      // bytes echoed and checked
@@ -155,6 +180,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown mode %q", c.Mode))
+	}
+	switch c.Driver {
+	case DriverAuto, DriverURing, DriverEpoll:
+	default:
+		errs = append(errs, fmt.Errorf("unknown driver %q: want uring, epoll or empty (uring where the kernel has it)", c.Driver))
 	}
 	if c.Conns < 0 || c.IdleConns < 0 || c.Conns+c.IdleConns == 0 {
 		errs = append(errs, fmt.Errorf("%d connections and %d idle ones", c.Conns, c.IdleConns))

@@ -1,12 +1,18 @@
 package load_test
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/tests/bench/internal/load"
 )
 
@@ -56,24 +62,144 @@ func run(t *testing.T, cfg load.Config) load.Result {
 	return r
 }
 
-func TestPingPongAgainstReactor(t *testing.T) {
-	addr := startReactor(t)
-	r := run(t, load.Config{Addr: addr, Mode: load.PingPong, Conns: 20, Size: 512, InFlight: 2})
-	if r.Bytes != int64(r.Messages)*512 {
-		t.Errorf("%d bytes for %d messages of 512", r.Bytes, r.Messages)
+// drivers are the client's ways to the kernel; every test runs on each.
+var drivers = []load.Driver{load.DriverURing, load.DriverEpoll}
+
+// eachDriver runs f as a subtest per driver. The ring driver's subtest
+// skips only where the kernel has no io_uring.
+func eachDriver(t *testing.T, f func(t *testing.T, d load.Driver)) {
+	for _, d := range drivers {
+		t.Run(string(d), func(t *testing.T) {
+			if d == load.DriverURing && !ringAvailable() {
+				t.Skip("this kernel has io_uring disabled or too old (Linux 6.1 or later is needed)")
+			}
+			f(t, d)
+		})
 	}
 }
 
+func ringAvailable() bool {
+	p, err := poller.NewURing(poller.URingConfig{Entries: 8})
+	if err != nil {
+		return false
+	}
+	p.Close()
+	return true
+}
+
+func TestPingPongAgainstReactor(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		addr := startReactor(t)
+		r := run(t, load.Config{Addr: addr, Driver: d, Mode: load.PingPong, Conns: 20, Size: 512, InFlight: 2})
+		if r.Bytes != int64(r.Messages)*512 {
+			t.Errorf("%d bytes for %d messages of 512", r.Bytes, r.Messages)
+		}
+		if r.Driver != d {
+			t.Errorf("ran on %q, asked for %q", r.Driver, d)
+		}
+	})
+}
+
+// TestLargeMessagesArriveInPieces sends messages larger than the ring
+// driver's buffers, so every reply arrives in several receives.
+func TestLargeMessagesArriveInPieces(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		addr := startReactor(t)
+		r := run(t, load.Config{Addr: addr, Driver: d, Mode: load.PingPong, Conns: 4, Size: 100 << 10})
+		if r.Bytes != int64(r.Messages)*100<<10 {
+			t.Errorf("%d bytes for %d messages of 100 KiB", r.Bytes, r.Messages)
+		}
+	})
+}
+
 func TestStreamAgainstReactor(t *testing.T) {
-	addr := startReactor(t)
-	run(t, load.Config{Addr: addr, Mode: load.Stream, Conns: 4, Size: 64 << 10})
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		addr := startReactor(t)
+		run(t, load.Config{Addr: addr, Driver: d, Mode: load.Stream, Conns: 4, Size: 64 << 10})
+	})
 }
 
 func TestIdleAgainstReactor(t *testing.T) {
-	addr := startReactor(t)
-	r := run(t, load.Config{Addr: addr, Mode: load.Idle, Conns: 4, Size: 64, IdleConns: 300})
-	if r.IdleOpen != 300 || r.RSSBeforeKiB <= 0 || r.RSSAfterKiB <= 0 {
-		t.Errorf("idle connections: %d open, RSS %d then %d KiB", r.IdleOpen, r.RSSBeforeKiB, r.RSSAfterKiB)
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		addr := startReactor(t)
+		r := run(t, load.Config{Addr: addr, Driver: d, Mode: load.Idle, Conns: 4, Size: 64, IdleConns: 300})
+		if r.IdleOpen != 300 || r.RSSBeforeKiB <= 0 || r.RSSAfterKiB <= 0 {
+			t.Errorf("idle connections: %d open, RSS %d then %d KiB", r.IdleOpen, r.RSSBeforeKiB, r.RSSAfterKiB)
+		}
+	})
+}
+
+// badServer accepts connections on loopback and answers each with
+// answer(request) for every request of size bytes: the client must notice
+// whatever is wrong with the answers.
+func badServer(t *testing.T, size int, answer func(req []byte) []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				req := make([]byte, size)
+				for {
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+					out := answer(req)
+					if out == nil {
+						return
+					}
+					if _, err := c.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestWrongRepliesFail: a reply with a byte changed, a reply sent twice,
+// and a server that hangs up each end the run with an error that says so.
+func TestWrongRepliesFail(t *testing.T) {
+	const size = 64
+	cases := []struct {
+		name   string
+		answer func(req []byte) []byte
+		want   string
+	}{
+		{"changed byte", func(req []byte) []byte {
+			out := bytes.Clone(req)
+			out[size-1] ^= 1
+			return out
+		}, "does not match"},
+		{"echoed twice", func(req []byte) []byte { return append(bytes.Clone(req), req...) }, "does not match"},
+		{"hang-up", func(req []byte) []byte { return nil }, "closed the connection"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eachDriver(t, func(t *testing.T, d load.Driver) {
+				addr := badServer(t, size, tc.answer)
+				_, err := load.Run(load.Config{Addr: addr, Driver: d, Mode: load.PingPong, Conns: 3, Size: size,
+					Warmup: 100 * time.Millisecond, Window: 200 * time.Millisecond, SetupTimeout: 5 * time.Second})
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Run: %v, want an error saying %q", err, tc.want)
+				}
+				t.Log(err)
+			})
+		})
 	}
 }
 
@@ -84,6 +210,7 @@ func TestConfigRejected(t *testing.T) {
 		{Addr: "127.0.0.1:1", Mode: load.PingPong, Conns: 0, Size: 64, Window: time.Second},
 		{Addr: "127.0.0.1:1", Mode: load.PingPong, Conns: 1, Size: 64},
 		{Addr: "localhost:1", Mode: load.PingPong, Conns: 1, Size: 64, Window: time.Second},
+		{Addr: "127.0.0.1:1", Driver: "kqueue", Mode: load.PingPong, Conns: 1, Size: 64, Window: time.Second},
 	} {
 		if _, err := load.Run(cfg); err == nil {
 			t.Errorf("Run(%+v) accepted", cfg)
@@ -92,11 +219,13 @@ func TestConfigRejected(t *testing.T) {
 }
 
 func TestRefusedConnectionFails(t *testing.T) {
-	// Port 1 on loopback: nothing listens there in a test environment.
-	_, err := load.Run(load.Config{Addr: "127.0.0.1:1", Mode: load.PingPong, Conns: 1, Size: 64,
-		Window: time.Second, SetupTimeout: 5 * time.Second})
-	if err == nil {
-		t.Fatal("a refused connect went unnoticed")
-	}
-	t.Log(err)
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		// Port 1 on loopback: nothing listens there in a test environment.
+		_, err := load.Run(load.Config{Addr: "127.0.0.1:1", Driver: d, Mode: load.PingPong, Conns: 1, Size: 64,
+			Window: time.Second, SetupTimeout: 5 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("Run: %v, want the refused connect named", err)
+		}
+		t.Log(err)
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor/internal/hist"
+	"github.com/ioreactor/reactor/poller"
 )
 
 // patternPeriod is the period of the bytes sent. A prime does not line up
@@ -45,7 +46,9 @@ const (
 // goroutine, locked to its thread.
 type client struct {
 	cfg  Config
-	epfd int
+	epfd int            // DriverEpoll
+	ring *poller.Poller // DriverURing
+	bufs [][]byte       // DriverURing: the provided buffers, by id
 	sa   unix.SockaddrInet4
 	t0   time.Time
 	now  time.Duration // since t0, read once per event batch
@@ -100,25 +103,42 @@ func Run(cfg Config) (Result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return Result{}, os.NewSyscallError("epoll_create1", err)
-	}
 	cl := &client{
 		cfg:  cfg,
-		epfd: epfd,
+		epfd: -1,
 		sa:   unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
 		t0:   time.Now(),
 		rbuf: make([]byte, readSize(cfg.Mode)),
 	}
+	if cfg.Driver != DriverEpoll {
+		err := cl.newRing()
+		if err != nil && (cfg.Driver == DriverURing || !errors.Is(err, poller.ErrNotSupported)) {
+			return Result{}, err
+		}
+		if err == nil {
+			cfg.Driver = DriverURing
+		}
+	}
+	if cl.ring == nil {
+		cfg.Driver = DriverEpoll
+		cl.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return Result{}, os.NewSyscallError("epoll_create1", err)
+		}
+	}
+	cl.cfg = cfg
 	cl.pat = make([]byte, max(len(cl.rbuf), cfg.Size)+patternPeriod)
 	for i := range cl.pat {
 		cl.pat[i] = byte(i % patternPeriod)
 	}
-	cl.res = Result{Mode: cfg.Mode, ServerCPUTicks: -1}
+	cl.res = Result{Mode: cfg.Mode, Driver: cfg.Driver, ServerCPUTicks: -1}
 	cl.setupEnd = cfg.SetupTimeout
 
-	err = cl.loop()
+	if cl.ring != nil {
+		err = cl.ringLoop()
+	} else {
+		err = cl.loop()
+	}
 	if cerr := cl.closeAll(); err == nil {
 		err = cerr
 	}
@@ -128,7 +148,8 @@ func Run(cfg Config) (Result, error) {
 	return cl.res, nil
 }
 
-// loop waits for events and moves the phases along until the window ends.
+// loop waits for epoll events and moves the phases along until the window
+// ends.
 func (cl *client) loop() error {
 	events := make([]unix.EpollEvent, 1024)
 	for {
@@ -333,15 +354,25 @@ func (cl *client) slowestShare() float64 {
 
 // closeAll closes every connection with a reset (SO_LINGER 0): a run leaves
 // no TIME_WAIT behind to hold ephemeral ports for the next one.
+//
+// The ring is closed first: its requests hold the sockets' files open, so
+// a socket's reset waits for them to be cancelled.
 func (cl *client) closeAll() error {
 	var errs []error
+	if cl.ring != nil {
+		if err := cl.ring.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the ring: %w", err))
+		}
+	}
 	for _, c := range cl.conns {
 		if err := c.abort(); err != nil && len(errs) < 3 {
 			errs = append(errs, err)
 		}
 	}
-	if err := unix.Close(cl.epfd); err != nil {
-		errs = append(errs, os.NewSyscallError("close", err))
+	if cl.epfd >= 0 {
+		if err := unix.Close(cl.epfd); err != nil {
+			errs = append(errs, os.NewSyscallError("close", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,200 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor/poller"
+)
+
+// The io_uring driver (DriverURing). A connection's connect is watched by
+// a one-shot poll request; once connected it has one multishot receive
+// armed, filling buffers the client provides, and at most one send in
+// flight. Everything a loop turn queues is submitted by the next Wait,
+// which also collects the completions: one io_uring_enter per turn, where
+// the epoll driver makes a read and a write call per reply.
+
+// Operations, carried beside the connection's id in each request.
+const (
+	opRecv poller.Op = 1
+	opSend poller.Op = 2
+)
+
+// ringBufSize is the size of each provided buffer: a ping-pong reply up
+// to 16 KiB lands in one, and a streaming receive takes up to 64 KiB.
+func ringBufSize(cfg Config) int {
+	if cfg.Mode == Stream || cfg.Size > 16<<10 {
+		return 64 << 10
+	}
+	return 16 << 10
+}
+
+// ringBufCount is how many buffers the ring holds: room for every reply in
+// flight to arrive between two turns, twice over (a streaming connection
+// may have its whole window in flight). A ring that runs dry ends a
+// multishot receive with ENOBUFS, which the client re-arms: slower, not
+// wrong.
+func ringBufCount(cfg Config) int {
+	want := 2 * cfg.Conns * cfg.InFlight
+	if cfg.Mode == Stream {
+		want = cfg.Conns * (cfg.StreamWindow/ringBufSize(cfg) + 1)
+	}
+	n := 256
+	for n < want && n < 1<<15 {
+		n *= 2
+	}
+	return n
+}
+
+// newRing creates the ring and gives it its buffers.
+func (cl *client) newRing() error {
+	n := ringBufCount(cl.cfg)
+	p, err := poller.NewURing(poller.URingConfig{Entries: 4096, Buffers: n})
+	if err != nil {
+		return err
+	}
+	size := ringBufSize(cl.cfg)
+	mem := make([]byte, n*size)
+	cl.bufs = make([][]byte, n)
+	for i := range cl.bufs {
+		cl.bufs[i] = mem[i*size : (i+1)*size : (i+1)*size]
+		if _, err := p.ProvideBuffer(uint16(i), cl.bufs[i]); err != nil {
+			p.Close()
+			return err
+		}
+	}
+	cl.ring = p
+	return nil
+}
+
+// ringLoop waits for completions and moves the phases along until the
+// window ends.
+func (cl *client) ringLoop() error {
+	events := make([]poller.Event, 1024)
+	for {
+		cl.now = time.Since(cl.t0)
+		if err := cl.advance(); err != nil {
+			return err
+		}
+		if cl.phase == phaseDone {
+			return nil
+		}
+		n, err := cl.ring.Wait(events, cl.waitMillis())
+		if err != nil {
+			return err
+		}
+		cl.now = time.Since(cl.t0)
+		for _, ev := range events[:n] {
+			c := cl.conns[ev.Token]
+			if err := cl.ringHandle(c, ev); err != nil {
+				return fmt.Errorf("%s connection %d: %w", c.kind, c.id, err)
+			}
+		}
+	}
+}
+
+// ringHandle acts on one event of c: its connect's poll, a receive or a
+// send.
+func (cl *client) ringHandle(c *conn, ev poller.Event) error {
+	switch {
+	case ev.Flags&poller.Done == 0:
+		if c.state != stateConnecting {
+			return nil
+		}
+		if err := cl.connected(c); err != nil {
+			return err
+		}
+		// Blocking from here on: the ring then waits for room or data
+		// itself instead of completing a request with EAGAIN. The ring
+		// never blocks the thread.
+		if err := unix.SetNonblock(c.fd, false); err != nil {
+			return os.NewSyscallError("fcntl", err)
+		}
+		if err := cl.ring.Recv(c.fd, uint64(c.id), opRecv, 0, true); err != nil {
+			return err
+		}
+	case ev.Op == opRecv:
+		if err := cl.received(c, ev); err != nil {
+			return err
+		}
+	case ev.Op == opSend:
+		if ev.Res <= 0 {
+			if ev.Res == 0 {
+				return errors.New("send: the socket took no byte")
+			}
+			return os.NewSyscallError("send", unix.Errno(-ev.Res))
+		}
+		if c.kind == kindActive && cl.cfg.Mode == Stream {
+			c.sent += int64(ev.Res)
+			c.sending = nil
+			break
+		}
+		c.soff += int(ev.Res)
+		if c.soff < len(c.sending) {
+			return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending[c.soff:])
+		}
+		c.spare, c.sending, c.soff = c.sending[:0], nil, 0
+	default:
+		return fmt.Errorf("completion of unknown operation %d", ev.Op)
+	}
+	if c.sending != nil {
+		return nil
+	}
+	if c.kind == kindActive && cl.cfg.Mode == Stream {
+		return cl.ringFill(c)
+	}
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	// The queue goes out; the spare buffer takes what is queued next.
+	c.sending, c.wbuf, c.spare = c.wbuf, c.spare, nil
+	return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending)
+}
+
+// received checks the bytes of one receive completion, gives its buffer
+// back to the ring, and re-arms the receive if the kernel ended it.
+func (cl *client) received(c *conn, ev poller.Event) error {
+	switch {
+	case ev.Res == -int32(unix.ENOBUFS):
+		// The ring ran dry (and ended the multishot receive).
+	case ev.Res < 0:
+		return os.NewSyscallError("recv", unix.Errno(-ev.Res))
+	case ev.Res == 0:
+		return errors.New("the server closed the connection")
+	case ev.Flags&poller.Buffer == 0:
+		return errors.New("a receive completed without a buffer")
+	default:
+		b := cl.bufs[ev.Buf]
+		err := cl.onData(c, b[:ev.Res])
+		if _, perr := cl.ring.ProvideBuffer(ev.Buf, b); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if ev.Flags&poller.More == 0 {
+		return cl.ring.Recv(c.fd, uint64(c.id), opRecv, 0, true)
+	}
+	return nil
+}
+
+// ringFill sends the next stream chunk, or the rest of the current one, if
+// the window allows a whole chunk more.
+func (cl *client) ringFill(c *conn) error {
+	w := int64(c.size)
+	off := c.sent % w
+	if off == 0 {
+		if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
+			return nil
+		}
+		c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+	}
+	start := (c.sent + int64(c.id)) % patternPeriod
+	c.sending = cl.pat[start : start+w-off]
+	return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending)
+}
