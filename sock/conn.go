@@ -75,7 +75,8 @@ type Conn struct {
 	rout    atomic.Int32
 
 	// Write side, guarded by wmu. wq is the queue of accepted writes not yet
-	// wholly taken by the kernel, oldest first (nil until a write queues).
+	// wholly taken by the kernel, oldest first; nil while none waits (an
+	// emptied queue goes back to a pool, so an idle connection holds none).
 	wmu    lock.Mutex[connWmu]
 	state  connState
 	opened bool // OnOpen was delivered (ConnsOpen counts it)
