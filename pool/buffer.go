@@ -24,6 +24,8 @@ const minBufferSize = 512
 // with the pool until the pool itself is dropped, so Stats().Allocated only
 // grows. The pool allocates a new buffer only when no free one is left, so
 // Allocated stays close to the highest number of buffers in use at once.
+// On Linux the buffers' bytes live in 1 MiB slabs mapped outside the Go
+// heap (slab.go).
 type Buffers struct {
 	// Free buffers sit on a few mutex-protected stacks (shards), linked
 	// through the buffers themselves, so pushing and popping never
@@ -51,9 +53,19 @@ type Buffers struct {
 	mask   uint32 // len(shards)-1; len(shards) is a power of two
 	shards []bufferShard
 
-	state     atomic.Uint64 // see the bit layout above
+	counts    *bufferCounts // state, in an object of its own (see slabs)
 	allocated atomic.Int64
 	peak      atomic.Int64
+
+	mem *slabs // where new buffers' bytes come from; nil: the Go heap
+}
+
+// bufferCounts holds Buffers.state (see the bit layout above) on a cache
+// line of its own. It is apart from Buffers so that the cleanup of a
+// pool's slabs, which must not reach the pool, can still read InUse.
+type bufferCounts struct {
+	state atomic.Uint64
+	_     [56]byte
 }
 
 // Bit layout of Buffers.state.
@@ -110,11 +122,17 @@ func NewBuffers(size int) *Buffers {
 	for n < runtime.GOMAXPROCS(0) && n < 64 {
 		n <<= 1
 	}
-	return &Buffers{
+	p := &Buffers{
 		size:   size,
 		mask:   uint32(n - 1),
 		shards: make([]bufferShard, n),
+		counts: new(bufferCounts),
 	}
+	if slabsUsed {
+		p.mem = &slabs{counts: p.counts}
+		runtime.AddCleanup(p, (*slabs).unmapIfReleased, p.mem)
+	}
+	return p
 }
 
 // Size reports the capacity of every buffer in the pool, in bytes.
@@ -128,7 +146,7 @@ func (p *Buffers) Get() *Buffer {
 		inUse   uint64
 	)
 	for {
-		old := p.state.Load()
+		old := p.counts.state.Load()
 		inUse = old >> 32
 		if inUse == stateMaxCount {
 			panic("pool: too many buffers in use")
@@ -138,7 +156,7 @@ func (p *Buffers) Get() *Buffer {
 		if claimed {
 			next -= stateFreeOne
 		}
-		if p.state.CompareAndSwap(old, next) {
+		if p.counts.state.CompareAndSwap(old, next) {
 			break
 		}
 	}
@@ -147,7 +165,7 @@ func (p *Buffers) Get() *Buffer {
 	if !claimed {
 		// Homes go round-robin from shard 0, where a lone Get starts.
 		home := uint32(p.allocated.Add(1)-1) & p.mask
-		b := &Buffer{data: make([]byte, p.size), pool: p, home: home}
+		b := &Buffer{data: p.mem.carve(p.size), pool: p, home: home}
 		b.state.Store(uint32(bufferInUse))
 		trackGet(b)
 		return b
@@ -199,7 +217,7 @@ func (p *Buffers) put(b *Buffer) {
 	s.releases++
 	s.mu.Unlock()
 	// Only now may a Get claim it; see the Buffers comment.
-	p.state.Add(stateRelease)
+	p.counts.state.Add(stateRelease)
 }
 
 // notePeak raises peak to v if v is higher.
@@ -246,7 +264,8 @@ func ChainFrom(p *Buffers, data []byte) *Buffer {
 // need not add up exactly; at rest, InUse == Gets - Releases.
 type BufferStats struct {
 	Size      int    // bytes per buffer
-	Allocated int64  // buffers created and not freed back to the Go heap (in the pool or in use)
+	Allocated int64  // buffers created (in the pool or in use); the pool never frees one
+	Mapped    int64  // bytes of those buffers that live in slabs mapped outside the Go heap (Linux); the others live on the Go heap
 	InUse     int64  // buffers handed out and not yet released
 	Peak      int64  // highest InUse seen
 	Gets      uint64 // buffers handed out in total; a chain counts each of its buffers
@@ -258,8 +277,9 @@ func (p *Buffers) Stats() BufferStats {
 	st := BufferStats{
 		Size:      p.size,
 		Allocated: p.allocated.Load(),
-		InUse:     int64(p.state.Load() >> 32),
+		InUse:     int64(p.counts.state.Load() >> 32),
 		Peak:      p.peak.Load(),
+		Mapped:    p.mem.carvedBytes(),
 	}
 	// Every Get either pops a buffer or allocates one.
 	st.Gets = uint64(st.Allocated)

@@ -4,7 +4,7 @@ package pool
 // word and the number of buffers found by walking every shard. The two must
 // agree, and equal Allocated minus InUse.
 func FreeListLen(p *Buffers) (counted, walked int) {
-	counted = int(p.state.Load() & stateFreeMask)
+	counted = int(p.counts.state.Load() & stateFreeMask)
 	for i := range p.shards {
 		s := &p.shards[i]
 		s.mu.Lock()
@@ -14,4 +14,21 @@ func FreeListLen(p *Buffers) (counted, walked int) {
 		s.mu.Unlock()
 	}
 	return counted, walked
+}
+
+// SlabsUsed reports whether this build carves buffers from mapped slabs.
+const SlabsUsed = slabsUsed
+
+// Slabs is a pool's mapped memory, held apart from the pool: holding it
+// does not keep the pool alive.
+type Slabs = *slabs
+
+// SlabsOf returns p's slabs (nil where slabs are not used).
+func SlabsOf(p *Buffers) Slabs { return p.mem }
+
+// Unmapped reports whether a collected pool's cleanup unmapped m.
+func (m *slabs) Unmapped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unmapped
 }
