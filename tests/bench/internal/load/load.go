@@ -117,6 +117,13 @@ type Result struct {
 	ServerCPUTicks int64 `json:"server_cpu_ticks"`
 	// ClientCPU is this process's user+system time over the window.
 	ClientCPU time.Duration `json:"client_cpu_ns"`
+	// ClientSleeps is how often the client blocked waiting for the server
+	// over the window (voluntary context switches, getrusage). Each costs
+	// the client a sleep and a wake-up, and the server the wake: a server
+	// whose replies arrive in bursts lets the client sleep less per
+	// message, which is why servers differ in messages/s even when the
+	// client is at 100% of its CPU.
+	ClientSleeps int64 `json:"client_sleeps"`
 
 	// SlowestShare is the fairness of the server: the active connection
 	// that got the least echoed over the window (replies; stream: bytes),

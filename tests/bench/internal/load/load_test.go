@@ -51,8 +51,8 @@ func run(t *testing.T, cfg load.Config) load.Result {
 	if r.Messages == 0 || r.Bytes == 0 || r.P50 <= 0 || r.P99 < r.P50 || r.Elapsed < cfg.Window {
 		t.Fatalf("nothing measured: %+v", r)
 	}
-	if r.ServerCPUTicks < 0 || r.ClientCPU <= 0 {
-		t.Fatalf("CPU times not read: %+v", r)
+	if r.ServerCPUTicks < 0 || r.ClientCPU <= 0 || r.ClientSleeps < 0 {
+		t.Fatalf("CPU times or sleeps not read: %+v", r)
 	}
 	if r.SlowestShare <= 0 || r.SlowestShare > 1 {
 		t.Errorf("slowest connection's share %v, want (0, 1]", r.SlowestShare)

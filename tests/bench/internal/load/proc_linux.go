@@ -65,10 +65,10 @@ func procRSSKiB(pid int) (int64, error) {
 }
 
 // selfCPU is this process's user plus system time.
-func selfCPU() (time.Duration, error) {
+func selfCPU() (cpu time.Duration, sleeps int64, err error) {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0, os.NewSyscallError("getrusage", err)
+		return 0, 0, os.NewSyscallError("getrusage", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw, nil
 }

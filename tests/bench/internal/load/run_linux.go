@@ -75,11 +75,12 @@ type client struct {
 	messages uint64
 	bytes    int64
 
-	res       Result
-	winStart  time.Duration
-	cpuStart  time.Duration
-	srvStart  int64
-	setupTime time.Duration
+	res         Result
+	winStart    time.Duration
+	cpuStart    time.Duration
+	sleepsStart int64
+	srvStart    int64
+	setupTime   time.Duration
 }
 
 // Run connects to cfg.Addr and drives it as cfg says, from the calling
@@ -286,11 +287,11 @@ func (cl *client) startWindow() error {
 		}
 		cl.srvStart = t
 	}
-	cpu, err := selfCPU()
+	cpu, sleeps, err := selfCPU()
 	if err != nil {
 		return err
 	}
-	cl.cpuStart = cpu
+	cl.cpuStart, cl.sleepsStart = cpu, sleeps
 	cl.winStart = cl.now
 	cl.phase, cl.phaseEnd = phaseWindow, cl.now+cl.cfg.Window
 	return nil
@@ -308,11 +309,12 @@ func (cl *client) endWindow() error {
 		}
 		r.ServerCPUTicks = t - cl.srvStart
 	}
-	cpu, err := selfCPU()
+	cpu, sleeps, err := selfCPU()
 	if err != nil {
 		return err
 	}
 	r.ClientCPU = cpu - cl.cpuStart
+	r.ClientSleeps = sleeps - cl.sleepsStart
 	if cl.cfg.Mode == Idle {
 		rss, err := procRSSKiB(cl.cfg.ServerPID)
 		if err != nil {
