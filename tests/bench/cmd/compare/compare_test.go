@@ -175,3 +175,61 @@ func TestLatencyFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestPairedRatios: a pair's ratios are taken within the pair, the median
+// over pairs is reported with its range, the least favourable peer is the
+// one a target is held to, a failed pair is counted and listed, and the
+// idle workload is not paired.
+func TestPairedRatios(t *testing.T) {
+	rep := fakeReport(t, allServers...)
+	m := rep.m
+	peers := pairPeers(slices.Concat(allServers, variants))
+	if !slices.Equal(peers, []string{"gnet", "nbio", "net"}) {
+		t.Fatalf("peers %q, want gnet, nbio and net", peers)
+	}
+	mk := func(msgs uint64, ticks int64) *load.Result {
+		return &load.Result{Mode: load.PingPong, Elapsed: time.Second, Messages: msgs, Bytes: int64(msgs) * 64,
+			P50: time.Millisecond, P99: 2 * time.Millisecond, ServerCPUTicks: ticks}
+	}
+	var pairs []pairResult
+	for _, w := range rep.works {
+		// Rounds in which the machine ran at different speeds: the ratio
+		// within each pair stays 1.2× against gnet and 2× against nbio.
+		for r, speed := range []uint64{1, 3, 2} {
+			pairs = append(pairs,
+				pairResult{Workload: w.name, Peer: "gnet", Round: r + 1, Reactor: mk(12_000*speed, 40), Other: mk(10_000*speed, 50)},
+				pairResult{Workload: w.name, Peer: "nbio", Round: r + 1, Reactor: mk(20_000*speed, 40), Other: mk(10_000*speed, 40)})
+		}
+		pairs = append(pairs, pairResult{Workload: w.name, Peer: "net", Round: 1, Err: "made-up failure"})
+	}
+	pp := newPairedReport(m, rep.works, []string{"gnet", "nbio", "net"}, pairs)
+	for _, w := range pp.works {
+		if w.mode == load.Idle {
+			t.Fatalf("the idle workload was paired")
+		}
+	}
+	w := pp.works[0]
+	if v, who := pp.worst(w, mMsgs, true); who != "gnet" || math.Abs(v-1.2) > 1e-9 {
+		t.Errorf("least favourable msgs/s ratio %.3f (%s), want 1.20 (gnet)", v, who)
+	}
+	// CPU per message: gnet 50 ticks for 10,000 against reactor's 40 for
+	// 12,000 is 0.67×; nbio 40 for 10,000 against 40 for 20,000 is 0.5×.
+	if v, who := pp.worst(w, mCPUPerMsg, false); who != "gnet" || math.Abs(v-(40.0/12)/(50.0/10)) > 1e-9 {
+		t.Errorf("least favourable CPU/msg ratio %.3f (%s), want 0.67 (gnet)", v, who)
+	}
+	if want := len(pp.works); pp.failures != want {
+		t.Errorf("%d failed pairs counted, want %d", pp.failures, want)
+	}
+	rep.paired = pp
+	md := rep.markdown()
+	for _, want := range []string{"## Paired runs", "| 50 conns × 64 B ping-pong | gnet | 1.20× (1.20–1.20) |", "1.20× (gnet)", "reactor with net, round 1: made-up failure"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	var out strings.Builder
+	pp.print(&out)
+	if !strings.Contains(out.String(), "2.00× (2.00–2.00)") {
+		t.Errorf("printed pairs lack nbio's 2.00×:\n%s", out.String())
+	}
+}

@@ -95,6 +95,9 @@ func (rep *report) markdown() string {
 	}
 	p("\n")
 
+	if rep.paired != nil {
+		rep.paired.section(p)
+	}
 	if len(variants) > 0 {
 		rep.featuresSection(p)
 	}
@@ -183,6 +186,7 @@ func (rep *report) markdown() string {
 	p("go run ./cmd/compare -write-docs           # the full run (3 rounds, 5 s windows, ~8 min); rewrites this page\n")
 	p("go run ./cmd/compare %s   # this page's run\n", strings.Join(os.Args[1:], " "))
 	p("go run ./cmd/compare -servers reactor,reactor-busy,reactor-hop,gnet -workloads pp64,pp512   # the latency features\n")
+	p("go run ./cmd/compare -paired -workloads pp64,pp4k,pp512   # also reactor and each peer at the same time (drift-free ratios)\n")
 	p("go run ./cmd/compare -h                    # subsets (-workloads, -servers), -rounds, -window, -scale, -busy-poll\n")
 	p("```\n\n")
 	p("One server by hand:\n\n")

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,6 +49,7 @@ type options struct {
 	ioThreads  int
 	busyPoll   time.Duration
 	features   bool
+	paired     bool
 	pin        bool
 	quick      bool
 	writeDocs  bool
@@ -75,6 +77,7 @@ func run() error {
 	flag.IntVar(&o.ioThreads, "io-threads", 1, "event loops of every server (net: ignored)")
 	flag.DurationVar(&o.busyPoll, "busy-poll", 0, "reactor-busy's Config.BusyPoll; 0 means "+defaultBusyPoll.String()+" (plain reactor never busy-polls)")
 	flag.BoolVar(&o.features, "features", false, "also run the variants reactor-busy and reactor-hop (latency features against plain reactor)")
+	flag.BoolVar(&o.paired, "paired", false, "also run reactor and each peer at the same time, pair by pair, for ratios the machine's drift cannot bias (not the idle workload)")
 	flag.BoolVar(&o.pin, "pin", true, "pin the server to CPU 0 and the client to CPU 1 with taskset, if it exists")
 	flag.BoolVar(&o.quick, "quick", false, "smoke test: 1 round, 1 s windows, 0.5 s warm-up, 1,000 idle connections (explicit flags win)")
 	flag.BoolVar(&o.writeDocs, "write-docs", false, "write ../../docs/benchmarks.md and benchmarks.svg (relative to the module root)")
@@ -110,6 +113,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if o.paired && (!slices.Contains(servers, "reactor") || len(pairPeers(servers)) == 0) {
+		return fmt.Errorf("-paired needs reactor and at least one peer in -servers")
+	}
 
 	root, err := moduleRoot()
 	if err != nil {
@@ -129,11 +135,23 @@ func run() error {
 
 	start := time.Now()
 	res := runAll(o, env, bins, works, servers)
+	var pairs []pairResult
+	peers := pairPeers(servers)
+	if o.paired {
+		pairs = runPaired(o, env, bins, works, peers)
+	}
 	rep := newReport(o, env, works, servers, res, time.Since(start))
+	if o.paired {
+		rep.paired = newPairedReport(env, works, peers, pairs)
+		rep.failures += rep.paired.failures
+	}
 	rep.print(os.Stdout)
+	if rep.paired != nil {
+		rep.paired.print(os.Stdout)
+	}
 
 	if o.raw != "" {
-		if err := writeRaw(o.raw, res); err != nil {
+		if err := writeRaw(o.raw, res, pairs); err != nil {
 			return err
 		}
 	}

@@ -95,7 +95,8 @@ type report struct {
 	cells    map[string]map[string]*cell // workload name → server → cell
 	elapsed  time.Duration
 	failures int
-	drivers  []string // the load client's drivers that ran, sorted
+	drivers  []string      // the load client's drivers that ran, sorted
+	paired   *pairedReport // -paired, else nil
 }
 
 func newReport(o options, m machine, works []workload, servers []string, res []runResult, elapsed time.Duration) *report {

@@ -249,9 +249,17 @@ func (t *tail) String() string {
 	return strings.TrimSpace(string(t.buf))
 }
 
-// writeRaw writes every run's result as JSON.
-func writeRaw(path string, res []runResult) error {
-	b, err := json.MarshalIndent(res, "", "  ")
+// writeRaw writes every run's result as JSON: the alternating rounds'
+// runs, and the paired runs (-paired) if any.
+func writeRaw(path string, res []runResult, pairs []pairResult) error {
+	var v any = res
+	if pairs != nil {
+		v = struct {
+			Runs  []runResult  `json:"runs"`
+			Pairs []pairResult `json:"pairs"`
+		}{res, pairs}
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
