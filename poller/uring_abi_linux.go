@@ -15,6 +15,9 @@ const (
 	opAsyncCancel = 14
 	opSend        = 26
 	opRecv        = 27
+	opFilesUpdate = 20
+
+	sqeFixedFile = 1 << 0
 
 	sqeBufferSelect = 1 << 5
 	sqeSkipSuccess  = 1 << 6
@@ -44,6 +47,8 @@ const (
 	featExtArg         = 1 << 8
 	featRecvBundle     = 1 << 14
 	registerEnable     = 12
+	registerFiles2     = 13
+	rsrcRegisterSparse = 1 << 0
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
 
@@ -103,6 +108,15 @@ type getEventsArg struct {
 	ts        uint64
 }
 
+// rsrcRegister is struct io_uring_rsrc_register (32 bytes).
+type rsrcRegister struct {
+	nr    uint32
+	flags uint32
+	resv2 uint64
+	data  uint64
+	tags  uint64
+}
+
 // bufReg is struct io_uring_buf_reg (40 bytes).
 type bufReg struct {
 	ringAddr    uint64
@@ -119,6 +133,7 @@ const (
 	_ = -uint(unsafe.Sizeof(params{}) ^ 120)
 	_ = -uint(unsafe.Sizeof(getEventsArg{}) ^ 24)
 	_ = -uint(unsafe.Sizeof(bufReg{}) ^ 40)
+	_ = -uint(unsafe.Sizeof(rsrcRegister{}) ^ 32)
 	_ = -uint(unsafe.Offsetof(sqe{}.userData) ^ 32)
 	_ = -uint(unsafe.Offsetof(sqe{}.bufIndex) ^ 40)
 )

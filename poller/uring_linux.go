@@ -79,6 +79,9 @@ type ring struct {
 	tail     uint32
 	overflow []sqe
 
+	// Registered files (uring_fixed_linux.go), guarded by smu.
+	fixed fixedFiles
+
 	// Waiter-only state.
 	started bool
 	tid     int            // the issuer thread (set by start; read by Remove)
@@ -95,6 +98,7 @@ type ring struct {
 
 	// Counters read by Stats.
 	submitted, enters, overflows, failedInternal atomic.Uint64
+	registered                                   atomic.Int64 // descriptors in the file table
 }
 
 // Lock classes (internal/lock) of ring's mutexes.
@@ -272,6 +276,7 @@ func (r *ring) start() error {
 	if _, _, e := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerEnable, 0, 0, 0, 0); e != 0 {
 		return os.NewSyscallError("io_uring_register", e)
 	}
+	r.registerFixed()
 	if r.bufMem != nil {
 		reg := bufReg{
 			ringAddr:    uint64(uintptr(unsafe.Pointer(&r.bufMem[0]))),

@@ -321,3 +321,58 @@ func TestRingRemoveOnItsThreadReleasesTheFile(t *testing.T) {
 		t.Fatalf("the port of a removed and closed listener is still taken: %v", err)
 	}
 }
+
+// TestRingRegisteredFileCarriesOperations: a descriptor given a slot of
+// the ring's file table (not before the ring's first Wait) receives and
+// sends through it; once unregistered and closed, the file is let go at
+// the next submission, so the peer reads end of stream.
+func TestRingRegisteredFileCarriesOperations(t *testing.T) {
+	p := newRing(t, 4)
+	f := newFDs(t)
+	a, b := f.socketpair()
+	if p.RegisterFile(a) {
+		t.Fatal("a descriptor got a slot before the ring's first Wait registered the table")
+	}
+	waitNone(t, p)
+	if !p.RegisterFile(a) || p.RegisteredFiles() != 1 {
+		t.Fatalf("no slot after the first Wait (%d registered)", p.RegisteredFiles())
+	}
+	buf := make([]byte, 16)
+	if _, err := p.ProvideBuffer(3, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Recv(a, 7, 1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	write(t, b, "fixed")
+	if ev := waitDone(t, p, 7, 1); ev.Res != 5 || ev.Buf != 3 || string(buf[:5]) != "fixed" {
+		t.Fatalf("receive through the slot: %+v, buffer %q", ev, buf[:5])
+	}
+	msg := []byte("back")
+	if err := p.Send(a, 7, 2, msg); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitDone(t, p, 7, 2); ev.Res != 4 {
+		t.Fatalf("send through the slot: %+v", ev)
+	}
+	got := make([]byte, 8)
+	if n, err := unix.Read(b, got); err != nil || string(got[:n]) != "back" {
+		t.Fatalf("peer read %q, %v", got[:n], err)
+	}
+
+	p.UnregisterFile(a)
+	f.close(a)
+	if p.RegisteredFiles() != 0 {
+		t.Fatalf("%d registered after UnregisterFile", p.RegisteredFiles())
+	}
+	// Until the update is submitted the slot holds the socket open.
+	if _, err := unix.Read(b, got); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("peer read before the update was submitted: %v, want EAGAIN (the socket still open)", err)
+	}
+	waitNone(t, p)
+	if n, err := unix.Read(b, got); n != 0 || err != nil {
+		t.Fatalf("peer read %d, %v after the update; want end of stream", n, err)
+	}
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(msg)
+}

@@ -47,7 +47,7 @@ func (p *Poller) Recv(fd FD, token uint64, op Op, bundle int, multishot bool) er
 	if multishot {
 		e.ioprio |= recvMultishot
 	}
-	p.r.queue(e)
+	p.r.queueOn(e, fd)
 	return nil
 }
 
@@ -63,7 +63,7 @@ func (p *Poller) Send(fd FD, token uint64, op Op, b []byte) error {
 	if err != nil {
 		return err
 	}
-	p.r.queue(sqe{opcode: opSend, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), len: uint32(len(b)), opFlags: unix.MSG_NOSIGNAL, userData: ud})
+	p.r.queueOn(sqe{opcode: opSend, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), len: uint32(len(b)), opFlags: unix.MSG_NOSIGNAL, userData: ud}, fd)
 	return nil
 }
 
@@ -76,7 +76,7 @@ func (p *Poller) Sendmsg(fd FD, token uint64, op Op, msg *unix.Msghdr) error {
 	if err != nil {
 		return err
 	}
-	p.r.queue(sqe{opcode: opSendmsg, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(msg))), opFlags: unix.MSG_NOSIGNAL, userData: ud})
+	p.r.queueOn(sqe{opcode: opSendmsg, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(msg))), opFlags: unix.MSG_NOSIGNAL, userData: ud}, fd)
 	return nil
 }
 

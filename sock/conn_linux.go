@@ -361,6 +361,11 @@ func (c *Conn) closeDescriptor(abortive bool) {
 			c.env.Counters.CloseErrors.Add(1)
 		}
 	}
+	if c.env.Ring {
+		// Before the close: the ring's file table holds the socket open
+		// until the loop submits this, at the end of its turn.
+		c.loop.Poller().UnregisterFile(c.fd)
+	}
 	c.loop.Table().Remove(&c.reg)
 	c.loop.AddLoad(-1)
 	if abortive {
@@ -376,6 +381,10 @@ func (c *Conn) closeDescriptor(abortive bool) {
 // register publishes c in the token table and the poller of its loop.
 func (c *Conn) register() error {
 	tok := c.loop.Table().Insert(&c.reg, c)
+	if c.env.Ring {
+		// Receives and sends then skip the kernel's descriptor lookup.
+		c.loop.Poller().RegisterFile(c.fd)
+	}
 	if c.env.Ring && !c.dialing.Load() {
 		// Completion mode: operations carry the token; nothing to watch.
 		c.loop.AddLoad(1)
