@@ -252,6 +252,19 @@ func (pp *pairedReport) print(out io.Writer) {
 	}
 }
 
+// pairedHeader is a markdown table's header: the text columns named
+// first, then a numeric column per paired metric, then the numeric
+// columns named last.
+func pairedHeader(first, last []string) string {
+	names := slices.Concat(first, nil)
+	for _, pm := range pairedMetrics {
+		names = append(names, pm.name)
+	}
+	names = append(names, last...)
+	return "| " + strings.Join(names, " | ") + " |\n|" + strings.Repeat("---|", len(first)) +
+		strings.Repeat("--:|", len(names)-len(first)) + "\n"
+}
+
 // section writes the paired runs' part of benchmarks.md.
 func (pp *pairedReport) section(p func(string, ...any)) {
 	p("## Paired runs\n\n")
@@ -267,11 +280,7 @@ func (pp *pairedReport) section(p func(string, ...any)) {
 	p("first (two copies of one server paired measure level within 1–2%%)")
 	p(". The idle workload is not paired (its RSS ")
 	p("figure needs a server alone, and two sets of 10,000 connections exceed the descriptor limit).\n\n")
-	p("| workload | peer |")
-	for _, pm := range pairedMetrics {
-		p(" %s |", pm.name)
-	}
-	p(" ok |\n|---|---|%s--:|\n", strings.Repeat("--:|", len(pairedMetrics)))
+	p("%s", pairedHeader([]string{"workload", "peer"}, []string{"ok"}))
 	for _, w := range pp.works {
 		for _, peer := range pp.peers {
 			c := pp.cells[w.name][peer]
@@ -283,11 +292,7 @@ func (pp *pairedReport) section(p func(string, ...any)) {
 		}
 	}
 	p("\nThe least favourable ratio over the peers, per workload:\n\n")
-	p("| workload |")
-	for _, pm := range pairedMetrics {
-		p(" %s |", pm.name)
-	}
-	p("\n|---|%s\n", strings.Repeat("--:|", len(pairedMetrics)))
+	p("%s", pairedHeader([]string{"workload"}, nil))
 	for _, w := range pp.works {
 		p("| %s |", w.title())
 		for _, pm := range pairedMetrics {

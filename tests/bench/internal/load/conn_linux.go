@@ -43,10 +43,10 @@ const (
 	stateWaiting
 )
 
-// events is what every connection is registered for, once: edge
-// triggered, so a connection is never modified in epoll, and it costs a
+// epollInterest is what every connection is registered for on epoll,
+// once: edge triggered, so a connection is never modified, and it costs a
 // system call only when it has something to do.
-const events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+const epollInterest = poller.Readable | poller.Writable | poller.EdgeTriggered
 
 // conn is one connection's state.
 type conn struct {
@@ -110,17 +110,14 @@ func (cl *client) open(kind connKind) error {
 	if err := unix.Connect(fd, &cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
 	}
-	if cl.ring != nil {
+	interest := epollInterest
+	if cl.ring {
 		// One event says how the connect went; then the connection
-		// moves to completions (ringOpened).
-		if err := cl.ring.Add(fd, uint64(c.id), poller.Writable|poller.OneShot); err != nil {
-			return err
-		}
-	} else {
-		ev := unix.EpollEvent{Events: events, Fd: int32(c.id)}
-		if err := unix.EpollCtl(cl.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return os.NewSyscallError("epoll_ctl", err)
-		}
+		// moves to completions (ringHandle).
+		interest = poller.Writable | poller.OneShot
+	}
+	if err := cl.p.Add(fd, uint64(c.id), interest); err != nil {
+		return err
 	}
 	if kind == kindIdle || cl.cfg.Mode != Stream {
 		if kind == kindIdle {
@@ -135,7 +132,7 @@ func (cl *client) open(kind connKind) error {
 		c.stamps = make([]time.Duration, inFlight)
 		c.rbuf = make([]byte, c.size)
 		c.wbuf = make([]byte, 0, inFlight*c.size)
-		if cl.ring != nil {
+		if cl.ring {
 			c.spare = make([]byte, 0, inFlight*c.size)
 		}
 	} else {
@@ -183,9 +180,9 @@ func (cl *client) connected(c *conn) error {
 }
 
 // handle acts on one epoll event of c.
-func (cl *client) handle(c *conn, ev uint32) error {
+func (cl *client) handle(c *conn, ev poller.Flags) error {
 	if c.state == stateConnecting {
-		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		if ev&(poller.Out|poller.Err|poller.Hup) == 0 {
 			return nil
 		}
 		// The write below sends the first messages.
@@ -193,11 +190,11 @@ func (cl *client) handle(c *conn, ev uint32) error {
 			return err
 		}
 	}
-	if ev&unix.EPOLLOUT != 0 {
+	if ev&poller.Out != 0 {
 		c.writable = true
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		if err := cl.readAll(c, ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0); err != nil {
+	if ev&(poller.In|poller.Hup|poller.Err) != 0 {
+		if err := cl.readAll(c, ev&(poller.Hup|poller.Err) != 0); err != nil {
 			return err
 		}
 	}

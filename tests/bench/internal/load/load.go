@@ -1,6 +1,7 @@
 // Package load is the benchmark's load client: one OS thread drives every
-// connection, through an io_uring (the default where the kernel has one)
-// or through raw epoll with non-blocking sockets and edge triggering.
+// connection through the engine's poller (package poller): an io_uring
+// (the default where the kernel has one) or epoll with non-blocking
+// sockets and edge triggering.
 //
 // A goroutine per connection would spend most of a small machine's second
 // core on the client itself (scheduling, netpoller round trips), and the

@@ -6,12 +6,12 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/internal/testutil"
 	"github.com/ioreactor/reactor/poller"
 	"github.com/ioreactor/reactor/tests/bench/internal/load"
 )
@@ -130,44 +130,30 @@ func TestIdleAgainstReactor(t *testing.T) {
 }
 
 // badServer accepts connections on loopback and answers each with
-// answer(request) for every request of size bytes: the client must notice
-// whatever is wrong with the answers.
+// answer(request) for every request of size bytes (nil: hang up): the
+// client must notice whatever is wrong with the answers.
 func badServer(t *testing.T, size int, answer func(req []byte) []byte) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		req := make([]byte, size)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := io.ReadFull(c, req); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				req := make([]byte, size)
-				for {
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-					out := answer(req)
-					if out == nil {
-						return
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
+			out := answer(req)
+			if out == nil {
+				return
+			}
+			if _, err := c.Write(out); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

@@ -46,8 +46,8 @@ const (
 // goroutine, locked to its thread.
 type client struct {
 	cfg  Config
-	epfd int            // DriverEpoll
-	ring *poller.Poller // DriverURing
+	p    *poller.Poller // the engine's poller: an io_uring (DriverURing) or epoll
+	ring bool           // DriverURing
 	bufs [][]byte       // DriverURing: the provided buffers, by id
 	sa   unix.SockaddrInet4
 	t0   time.Time
@@ -106,7 +106,6 @@ func Run(cfg Config) (Result, error) {
 
 	cl := &client{
 		cfg:  cfg,
-		epfd: -1,
 		sa:   unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
 		t0:   time.Now(),
 		rbuf: make([]byte, readSize(cfg.Mode)),
@@ -120,11 +119,10 @@ func Run(cfg Config) (Result, error) {
 			cfg.Driver = DriverURing
 		}
 	}
-	if cl.ring == nil {
+	if !cl.ring {
 		cfg.Driver = DriverEpoll
-		cl.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		if err != nil {
-			return Result{}, os.NewSyscallError("epoll_create1", err)
+		if cl.p, err = poller.New(); err != nil {
+			return Result{}, err
 		}
 	}
 	cl.cfg = cfg
@@ -135,11 +133,7 @@ func Run(cfg Config) (Result, error) {
 	cl.res = Result{Mode: cfg.Mode, Driver: cfg.Driver, ServerCPUTicks: -1}
 	cl.setupEnd = cfg.SetupTimeout
 
-	if cl.ring != nil {
-		err = cl.ringLoop()
-	} else {
-		err = cl.loop()
-	}
+	err = cl.loop()
 	if cerr := cl.closeAll(); err == nil {
 		err = cerr
 	}
@@ -149,10 +143,10 @@ func Run(cfg Config) (Result, error) {
 	return cl.res, nil
 }
 
-// loop waits for epoll events and moves the phases along until the window
+// loop waits for events and moves the phases along until the window
 // ends.
 func (cl *client) loop() error {
-	events := make([]unix.EpollEvent, 1024)
+	events := make([]poller.Event, 1024)
 	for {
 		cl.now = time.Since(cl.t0)
 		if err := cl.advance(); err != nil {
@@ -161,24 +155,26 @@ func (cl *client) loop() error {
 		if cl.phase == phaseDone {
 			return nil
 		}
-		n, err := unix.EpollWait(cl.epfd, events, cl.waitMillis())
+		n, err := cl.p.Wait(events, cl.waitMillis())
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return os.NewSyscallError("epoll_wait", err)
+			return err
 		}
 		cl.now = time.Since(cl.t0)
 		for _, ev := range events[:n] {
-			c := cl.conns[ev.Fd]
-			if err := cl.handle(c, ev.Events); err != nil {
+			c := cl.conns[ev.Token]
+			if cl.ring {
+				err = cl.ringHandle(c, ev)
+			} else {
+				err = cl.handle(c, ev.Flags)
+			}
+			if err != nil {
 				return fmt.Errorf("%s connection %d: %w", c.kind, c.id, err)
 			}
 		}
 	}
 }
 
-// waitMillis is how long epoll_wait may sleep: until the next deadline,
+// waitMillis is how long a wait may sleep: until the next deadline,
 // rounded up to a millisecond, at most maxWait.
 func (cl *client) waitMillis() int {
 	var until time.Duration
@@ -357,23 +353,16 @@ func (cl *client) slowestShare() float64 {
 // closeAll closes every connection with a reset (SO_LINGER 0): a run leaves
 // no TIME_WAIT behind to hold ephemeral ports for the next one.
 //
-// The ring is closed first: its requests hold the sockets' files open, so
-// a socket's reset waits for them to be cancelled.
+// The poller is closed first: a ring's requests hold the sockets' files
+// open, so a socket's reset waits for them to be cancelled.
 func (cl *client) closeAll() error {
 	var errs []error
-	if cl.ring != nil {
-		if err := cl.ring.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing the ring: %w", err))
-		}
+	if err := cl.p.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the poller: %w", err))
 	}
 	for _, c := range cl.conns {
 		if err := c.abort(); err != nil && len(errs) < 3 {
 			errs = append(errs, err)
-		}
-	}
-	if cl.epfd >= 0 {
-		if err := unix.Close(cl.epfd); err != nil {
-			errs = append(errs, os.NewSyscallError("close", err))
 		}
 	}
 	return errors.Join(errs...)

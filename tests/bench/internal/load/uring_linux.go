@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -67,34 +66,8 @@ func (cl *client) newRing() error {
 			return err
 		}
 	}
-	cl.ring = p
+	cl.p, cl.ring = p, true
 	return nil
-}
-
-// ringLoop waits for completions and moves the phases along until the
-// window ends.
-func (cl *client) ringLoop() error {
-	events := make([]poller.Event, 1024)
-	for {
-		cl.now = time.Since(cl.t0)
-		if err := cl.advance(); err != nil {
-			return err
-		}
-		if cl.phase == phaseDone {
-			return nil
-		}
-		n, err := cl.ring.Wait(events, cl.waitMillis())
-		if err != nil {
-			return err
-		}
-		cl.now = time.Since(cl.t0)
-		for _, ev := range events[:n] {
-			c := cl.conns[ev.Token]
-			if err := cl.ringHandle(c, ev); err != nil {
-				return fmt.Errorf("%s connection %d: %w", c.kind, c.id, err)
-			}
-		}
-	}
 }
 
 // ringHandle acts on one event of c: its connect's poll, a receive or a
@@ -114,7 +87,7 @@ func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 		if err := unix.SetNonblock(c.fd, false); err != nil {
 			return os.NewSyscallError("fcntl", err)
 		}
-		if err := cl.ring.Recv(c.fd, uint64(c.id), opRecv, 0, true); err != nil {
+		if err := cl.p.Recv(c.fd, uint64(c.id), opRecv, 0, true); err != nil {
 			return err
 		}
 	case ev.Op == opRecv:
@@ -135,7 +108,7 @@ func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 		}
 		c.soff += int(ev.Res)
 		if c.soff < len(c.sending) {
-			return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending[c.soff:])
+			return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending[c.soff:])
 		}
 		c.spare, c.sending, c.soff = c.sending[:0], nil, 0
 	default:
@@ -152,7 +125,7 @@ func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 	}
 	// The queue goes out; the spare buffer takes what is queued next.
 	c.sending, c.wbuf, c.spare = c.wbuf, c.spare, nil
-	return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending)
+	return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending)
 }
 
 // received checks the bytes of one receive completion, gives its buffer
@@ -170,7 +143,7 @@ func (cl *client) received(c *conn, ev poller.Event) error {
 	default:
 		b := cl.bufs[ev.Buf]
 		err := cl.onData(c, b[:ev.Res])
-		if _, perr := cl.ring.ProvideBuffer(ev.Buf, b); err == nil {
+		if _, perr := cl.p.ProvideBuffer(ev.Buf, b); err == nil {
 			err = perr
 		}
 		if err != nil {
@@ -178,7 +151,7 @@ func (cl *client) received(c *conn, ev poller.Event) error {
 		}
 	}
 	if ev.Flags&poller.More == 0 {
-		return cl.ring.Recv(c.fd, uint64(c.id), opRecv, 0, true)
+		return cl.p.Recv(c.fd, uint64(c.id), opRecv, 0, true)
 	}
 	return nil
 }
@@ -196,5 +169,5 @@ func (cl *client) ringFill(c *conn) error {
 	}
 	start := (c.sent + int64(c.id)) % patternPeriod
 	c.sending = cl.pat[start : start+w-off]
-	return cl.ring.Send(c.fd, uint64(c.id), opSend, c.sending)
+	return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending)
 }
