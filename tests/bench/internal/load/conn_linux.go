@@ -328,17 +328,11 @@ func writeSome(fd int, p []byte) (n int, blocked bool, err error) {
 // fill writes stream chunks while the socket takes them and the window
 // allows a whole chunk more.
 func (cl *client) fill(c *conn) error {
-	w := int64(c.size)
 	for c.writable {
-		off := c.sent % w
-		if off == 0 {
-			if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
-				return nil
-			}
-			c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+		p, ok := cl.nextChunk(c)
+		if !ok {
+			return nil
 		}
-		start := (c.sent + int64(c.id)) % patternPeriod
-		p := cl.pat[start : start+w-off]
 		n, blocked, err := writeSome(c.fd, p)
 		if err != nil {
 			return err
@@ -347,6 +341,22 @@ func (cl *client) fill(c *conn) error {
 		c.writable = !blocked
 	}
 	return nil
+}
+
+// nextChunk is what c streams next: the rest of the chunk it is in, or a
+// whole new one (stamped now) if the window has room for it; false when
+// it has not.
+func (cl *client) nextChunk(c *conn) ([]byte, bool) {
+	w := int64(c.size)
+	off := c.sent % w
+	if off == 0 {
+		if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
+			return nil, false
+		}
+		c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+	}
+	start := (c.sent + int64(c.id)) % patternPeriod
+	return cl.pat[start : start+w-off], true
 }
 
 // onStream checks echoed stream bytes and counts the chunks they complete.

@@ -159,15 +159,10 @@ func (cl *client) received(c *conn, ev poller.Event) error {
 // ringFill sends the next stream chunk, or the rest of the current one, if
 // the window allows a whole chunk more.
 func (cl *client) ringFill(c *conn) error {
-	w := int64(c.size)
-	off := c.sent % w
-	if off == 0 {
-		if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
-			return nil
-		}
-		c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+	p, ok := cl.nextChunk(c)
+	if !ok {
+		return nil
 	}
-	start := (c.sent + int64(c.id)) % patternPeriod
-	c.sending = cl.pat[start : start+w-off]
+	c.sending = p
 	return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending)
 }
