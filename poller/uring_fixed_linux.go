@@ -27,12 +27,61 @@ import (
 // beyond it go on with plain lookups.
 const fixedTableSize = 1 << 14
 
-// fixedFiles is a ring's registered-file table, guarded by ring.smu.
+// fixedFiles is a ring's registered-file table, guarded by ring.smu. Its
+// memory grows with the slots used, not with the table's size: a ring
+// that serves few connections holds little.
 type fixedFiles struct {
-	ready  bool     // the sparse table is registered
-	slotOf []uint32 // descriptor → 1 + its slot; 0: none
-	free   []uint32 // slots to give, last first
-	fdval  []int32  // slot → the descriptor its queued update reads
+	ready  bool       // the sparse table is registered
+	slotOf [][]uint32 // descriptor → 1 + its slot (0: none), in chunks of fdChunk made when first needed
+	next   uint32     // slots from here up were never given
+	freed  []uint32   // slots given back, to give again, last first
+	fdval  [][]int32  // slot → the descriptor its queued update reads, in chunks that never move
+}
+
+// fdChunk is how many entries one chunk of fixedFiles.slotOf or .fdval
+// holds. Chunks keep the table's memory in step with its use, without the
+// garbage of a slice that grows by copying.
+const fdChunk = 1024
+
+// take gives a free slot, or false when the table is full.
+func (f *fixedFiles) take() (uint32, bool) {
+	if n := len(f.freed); n > 0 {
+		slot := f.freed[n-1]
+		f.freed = f.freed[:n-1]
+		return slot, true
+	}
+	if f.next == fixedTableSize {
+		return 0, false
+	}
+	slot := f.next
+	f.next++
+	if int(slot/fdChunk) == len(f.fdval) {
+		f.fdval = append(f.fdval, make([]int32, fdChunk))
+	}
+	return slot, true
+}
+
+// cell is where slot's queued update reads its descriptor.
+func (f *fixedFiles) cell(slot uint32) *int32 { return &f.fdval[slot/fdChunk][slot%fdChunk] }
+
+// slot is 1 + fd's slot, or 0 when it has none.
+func (f *fixedFiles) slot(fd FD) uint32 {
+	if c := int(fd) / fdChunk; c < len(f.slotOf) && f.slotOf[c] != nil {
+		return f.slotOf[c][int(fd)%fdChunk]
+	}
+	return 0
+}
+
+// setSlot records v (1 + a slot, or 0) for fd, making its chunk if needed.
+func (f *fixedFiles) setSlot(fd FD, v uint32) {
+	c := int(fd) / fdChunk
+	if c >= len(f.slotOf) {
+		f.slotOf = append(f.slotOf, make([][]uint32, c+1-len(f.slotOf))...)
+	}
+	if f.slotOf[c] == nil {
+		f.slotOf[c] = make([]uint32, fdChunk)
+	}
+	f.slotOf[c][int(fd)%fdChunk] = v
 }
 
 // emptySlot is what an update that empties a slot reads: -1, no file.
@@ -47,13 +96,7 @@ func (r *ring) registerFixed() {
 		return
 	}
 	r.smu.Lock()
-	f := &r.fixed
-	f.fdval = make([]int32, fixedTableSize)
-	f.free = make([]uint32, fixedTableSize)
-	for i := range f.free {
-		f.free[i] = uint32(fixedTableSize - 1 - i)
-	}
-	f.ready = true
+	r.fixed.ready = true
 	r.smu.Unlock()
 }
 
@@ -71,23 +114,22 @@ func (p *Poller) RegisterFile(fd FD) bool {
 	r.smu.Lock()
 	defer r.smu.Unlock()
 	f := &r.fixed
-	if !f.ready || len(f.free) == 0 {
+	if !f.ready {
 		return false
 	}
-	if int(fd) >= len(f.slotOf) {
-		f.slotOf = append(f.slotOf, make([]uint32, int(fd)+1-len(f.slotOf))...)
-	}
-	if f.slotOf[fd] != 0 {
+	if f.slot(fd) != 0 {
 		return true
 	}
-	slot := f.free[len(f.free)-1]
-	f.free = f.free[:len(f.free)-1]
-	f.slotOf[fd] = slot + 1
-	f.fdval[slot] = int32(fd)
+	slot, ok := f.take()
+	if !ok {
+		return false
+	}
+	f.setSlot(fd, slot+1)
+	*f.cell(slot) = int32(fd)
 	r.registered.Add(1)
-	// unsafe: fdval lives as long as the ring, and the kernel reads it
-	// when it consumes the entry.
-	r.queueLocked(sqe{opcode: opFilesUpdate, fd: -1, off: uint64(slot), addr: uint64(uintptr(unsafe.Pointer(&f.fdval[slot]))), len: 1, userData: internalData, flags: sqeSkipSuccess})
+	// unsafe: fdval's chunks never move and live as long as the ring,
+	// and the kernel reads the cell when it consumes the entry.
+	r.queueLocked(sqe{opcode: opFilesUpdate, fd: -1, off: uint64(slot), addr: uint64(uintptr(unsafe.Pointer(f.cell(slot)))), len: 1, userData: internalData, flags: sqeSkipSuccess})
 	return true
 }
 
@@ -103,12 +145,12 @@ func (p *Poller) UnregisterFile(fd FD) {
 	r.smu.Lock()
 	defer r.smu.Unlock()
 	f := &r.fixed
-	if int(fd) >= len(f.slotOf) || f.slotOf[fd] == 0 {
+	if f.slot(fd) == 0 {
 		return
 	}
-	slot := f.slotOf[fd] - 1
-	f.slotOf[fd] = 0
-	f.free = append(f.free, slot)
+	slot := f.slot(fd) - 1
+	f.setSlot(fd, 0)
+	f.freed = append(f.freed, slot)
 	r.registered.Add(-1)
 	// unsafe: emptySlot is a package variable.
 	r.queueLocked(sqe{opcode: opFilesUpdate, fd: -1, off: uint64(slot), addr: uint64(uintptr(unsafe.Pointer(&emptySlot))), len: 1, userData: internalData, flags: sqeSkipSuccess})
@@ -119,8 +161,8 @@ func (p *Poller) UnregisterFile(fd FD) {
 // so an entry never names a slot emptied before it.
 func (r *ring) queueOn(e sqe, fd FD) {
 	r.smu.Lock()
-	if f := &r.fixed; int(fd) < len(f.slotOf) && f.slotOf[fd] != 0 {
-		e.fd = int32(f.slotOf[fd] - 1)
+	if v := r.fixed.slot(fd); v != 0 {
+		e.fd = int32(v - 1)
 		e.flags |= sqeFixedFile
 	}
 	r.queueLocked(e)

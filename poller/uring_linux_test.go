@@ -376,3 +376,43 @@ func TestRingRegisteredFileCarriesOperations(t *testing.T) {
 	runtime.KeepAlive(buf)
 	runtime.KeepAlive(msg)
 }
+
+// TestRingRegisteredFileHighDescriptorAndReuse: a descriptor far above
+// the others gets a slot too, an emptied slot is given again, and
+// unregistering a descriptor without a slot changes nothing.
+func TestRingRegisteredFileHighDescriptorAndReuse(t *testing.T) {
+	p := newRing(t, 2)
+	f := newFDs(t)
+	a, b := f.socketpair()
+	waitNone(t, p)
+	const high = 3000
+	if err := unix.Dup3(a, high, unix.O_CLOEXEC); err != nil {
+		t.Fatalf("making descriptor %d: %v", high, err)
+	}
+	f.open[high] = true
+	p.UnregisterFile(a) // never registered: nothing happens
+	if !p.RegisterFile(high) || !p.RegisterFile(a) || p.RegisteredFiles() != 2 {
+		t.Fatalf("%d registered, want 2", p.RegisteredFiles())
+	}
+	p.UnregisterFile(a)
+	if !p.RegisterFile(a) || p.RegisteredFiles() != 2 {
+		t.Fatalf("re-registering after UnregisterFile: %d registered, want 2", p.RegisteredFiles())
+	}
+	buf := make([]byte, 8)
+	if _, err := p.ProvideBuffer(1, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Recv(high, 9, 1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	write(t, b, "hi")
+	if ev := waitDone(t, p, 9, 1); ev.Res != 2 || string(buf[:2]) != "hi" {
+		t.Fatalf("receive on descriptor %d through its slot: %+v, buffer %q", high, ev, buf[:2])
+	}
+	p.UnregisterFile(high)
+	p.UnregisterFile(a)
+	if p.RegisteredFiles() != 0 {
+		t.Fatalf("%d registered after unregistering both", p.RegisteredFiles())
+	}
+	runtime.KeepAlive(buf)
+}
