@@ -404,6 +404,7 @@ func (e *Engine) ringStats() poller.RingStats {
 		s.Submitted += r.Submitted
 		s.Overflows += r.Overflows
 		s.Failed += r.Failed
+		s.Files += r.Files
 	}
 	return s
 }

@@ -148,7 +148,8 @@ type RingStats struct {
 	Enters    uint64 // io_uring_enter calls
 	Submitted uint64 // entries submitted
 	Overflows uint64 // entries that waited for room in the queue
-	Failed    uint64 // poll removals and cancellations that failed
+	Failed    uint64 // poll removals, cancellations and file-table updates that failed
+	Files     int64  // descriptors holding a slot of the ring's file table now
 }
 
 // closedErr is what Wake and WakeAll return once the poller is stopping:

@@ -168,12 +168,3 @@ func (r *ring) queueOn(e sqe, fd FD) {
 	r.queueLocked(e)
 	r.smu.Unlock()
 }
-
-// RegisteredFiles is how many descriptors hold a slot of the ring's file
-// table (0 for epoll).
-func (p *Poller) RegisteredFiles() int64 {
-	if p.r == nil {
-		return 0
-	}
-	return p.r.registered.Load()
-}

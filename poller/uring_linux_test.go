@@ -334,8 +334,8 @@ func TestRingRegisteredFileCarriesOperations(t *testing.T) {
 		t.Fatal("a descriptor got a slot before the ring's first Wait registered the table")
 	}
 	waitNone(t, p)
-	if !p.RegisterFile(a) || p.RegisteredFiles() != 1 {
-		t.Fatalf("no slot after the first Wait (%d registered)", p.RegisteredFiles())
+	if !p.RegisterFile(a) || p.RingStats().Files != 1 {
+		t.Fatalf("no slot after the first Wait (%d registered)", p.RingStats().Files)
 	}
 	buf := make([]byte, 16)
 	if _, err := p.ProvideBuffer(3, buf); err != nil {
@@ -362,8 +362,8 @@ func TestRingRegisteredFileCarriesOperations(t *testing.T) {
 
 	p.UnregisterFile(a)
 	f.close(a)
-	if p.RegisteredFiles() != 0 {
-		t.Fatalf("%d registered after UnregisterFile", p.RegisteredFiles())
+	if p.RingStats().Files != 0 {
+		t.Fatalf("%d registered after UnregisterFile", p.RingStats().Files)
 	}
 	// Until the update is submitted the slot holds the socket open.
 	if _, err := unix.Read(b, got); !errors.Is(err, unix.EAGAIN) {
@@ -391,12 +391,12 @@ func TestRingRegisteredFileHighDescriptorAndReuse(t *testing.T) {
 	}
 	f.open[high] = true
 	p.UnregisterFile(a) // never registered: nothing happens
-	if !p.RegisterFile(high) || !p.RegisterFile(a) || p.RegisteredFiles() != 2 {
-		t.Fatalf("%d registered, want 2", p.RegisteredFiles())
+	if !p.RegisterFile(high) || !p.RegisterFile(a) || p.RingStats().Files != 2 {
+		t.Fatalf("%d registered, want 2", p.RingStats().Files)
 	}
 	p.UnregisterFile(a)
-	if !p.RegisterFile(a) || p.RegisteredFiles() != 2 {
-		t.Fatalf("re-registering after UnregisterFile: %d registered, want 2", p.RegisteredFiles())
+	if !p.RegisterFile(a) || p.RingStats().Files != 2 {
+		t.Fatalf("re-registering after UnregisterFile: %d registered, want 2", p.RingStats().Files)
 	}
 	buf := make([]byte, 8)
 	if _, err := p.ProvideBuffer(1, buf); err != nil {
@@ -411,8 +411,8 @@ func TestRingRegisteredFileHighDescriptorAndReuse(t *testing.T) {
 	}
 	p.UnregisterFile(high)
 	p.UnregisterFile(a)
-	if p.RegisteredFiles() != 0 {
-		t.Fatalf("%d registered after unregistering both", p.RegisteredFiles())
+	if p.RingStats().Files != 0 {
+		t.Fatalf("%d registered after unregistering both", p.RingStats().Files)
 	}
 	runtime.KeepAlive(buf)
 }

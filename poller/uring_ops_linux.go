@@ -149,5 +149,6 @@ func (p *Poller) RingStats() RingStats {
 	if p.r == nil {
 		return RingStats{}
 	}
-	return RingStats{Enters: p.r.enters.Load(), Submitted: p.r.submitted.Load(), Overflows: p.r.overflows.Load(), Failed: p.r.failedInternal.Load()}
+	return RingStats{Enters: p.r.enters.Load(), Submitted: p.r.submitted.Load(), Overflows: p.r.overflows.Load(),
+		Failed: p.r.failedInternal.Load(), Files: p.r.registered.Load()}
 }

@@ -395,6 +395,8 @@ func (c *Conn) register() error {
 	}
 	if err := c.loop.Poller().Add(c.fd, tok, connInterest); err != nil {
 		c.loop.Table().Remove(&c.reg)
+		// The caller closes the descriptor, which a slot would hold open.
+		c.loop.Poller().UnregisterFile(c.fd)
 		return err
 	}
 	c.loop.AddLoad(1)

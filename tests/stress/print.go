@@ -60,6 +60,7 @@ func (r *Report) print(w io.Writer) {
 		row("  bound on the peak", "", num(r.buffersBound(a.Threads)))
 		row("engine fds", num(b.FDs), num(a.FDs))
 		row("engine registrations", num(int64(b.Registrations)), num(int64(a.Registrations)))
+		row("engine ring file slots", num(b.RingFiles), num(a.RingFiles))
 		row("engine callback panics", num(b.Panics), num(a.Panics))
 		row("engine timers armed", num(int64(b.TimersArmed)), num(int64(a.TimersArmed)))
 		row("engine blocking work left", num(int64(b.BlockingLeft)), num(int64(a.BlockingLeft)))

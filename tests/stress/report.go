@@ -62,6 +62,7 @@ type EngineCounters struct {
 	ConnsTotal       int64 `json:"conns_total"`
 	FDs              int64 `json:"fds"`
 	Registrations    int   `json:"registrations"`
+	RingFiles        int64 `json:"ring_files"` // io_uring file-table slots held
 	BuffersInUse     int64 `json:"buffers_in_use"`
 	BuffersAllocated int64 `json:"buffers_allocated"`
 	BuffersPeak      int64 `json:"buffers_peak"`
@@ -82,7 +83,7 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 	s := e.Stats()
 	return EngineCounters{
 		ConnsOpen: s.ConnsOpen, ConnsTotal: s.ConnsTotal, FDs: s.FDs,
-		Registrations: s.Registrations, Panics: s.Panics,
+		Registrations: s.Registrations, RingFiles: s.Ring.Files, Panics: s.Panics,
 		BuffersInUse: s.Buffers.InUse, BuffersAllocated: s.Buffers.Allocated, BuffersPeak: s.Buffers.Peak,
 		TimersArmed:  s.TimersArmed,
 		BlockingLeft: s.Blocking.Running + s.Blocking.Queued + s.Handshakes.Running + s.Handshakes.Queued,
@@ -177,6 +178,9 @@ func (r *Report) judge() {
 		}
 		if a.Registrations != 0 {
 			fail("leak: %d sockets still registered with the pollers after shutdown", a.Registrations)
+		}
+		if a.RingFiles != 0 {
+			fail("leak: %d io_uring file-table slots still held after shutdown (each holds a socket open)", a.RingFiles)
 		}
 		if a.Panics != 0 {
 			fail("%d engine callbacks panicked", a.Panics)

@@ -44,7 +44,7 @@ func TestStressInProcess(t *testing.T) {
 }
 
 // TestJudgeFailsOutsideTheDeclaredBounds: a run whose engine ends with a
-// timer armed or blocking work left, or whose buffer peak passed what the
+// timer armed, blocking work or an io_uring file slot left, or whose buffer peak passed what the
 // run can need, fails, each naming what broke.
 func TestJudgeFailsOutsideTheDeclaredBounds(t *testing.T) {
 	cfg := Config{Conns: 4, Window: 64 << 10, BufferSize: 16 << 10, Reads: 1, ReadChain: 4}
@@ -56,6 +56,7 @@ func TestJudgeFailsOutsideTheDeclaredBounds(t *testing.T) {
 	}{
 		{"timer", func(a *EngineCounters) { a.TimersArmed = 1 }, "timers armed"},
 		{"blocking", func(a *EngineCounters) { a.BlockingLeft = 2 }, "blocking tasks"},
+		{"ring file slot", func(a *EngineCounters) { a.RingFiles = 1 }, "file-table slots"},
 		{"peak", func(a *EngineCounters) { a.BuffersPeak = 1000 }, "at the peak"},
 	} {
 		r := &Report{Config: cfg, BytesValidated: 1, Conns: 4}
