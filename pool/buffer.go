@@ -144,9 +144,10 @@ func (p *Buffers) Get() *Buffer {
 	var (
 		claimed bool
 		inUse   uint64
+		counts  = p.counts
 	)
 	for {
-		old := p.counts.state.Load()
+		old := counts.state.Load()
 		inUse = old >> 32
 		if inUse == stateMaxCount {
 			panic("pool: too many buffers in use")
@@ -156,7 +157,7 @@ func (p *Buffers) Get() *Buffer {
 		if claimed {
 			next -= stateFreeOne
 		}
-		if p.counts.state.CompareAndSwap(old, next) {
+		if counts.state.CompareAndSwap(old, next) {
 			break
 		}
 	}
@@ -218,6 +219,9 @@ func (p *Buffers) put(b *Buffer) {
 	s.mu.Unlock()
 	// Only now may a Get claim it; see the Buffers comment.
 	p.counts.state.Add(stateRelease)
+	// Until the count is down, the pool must stay reachable: its slabs'
+	// cleanup reads the count (slab.go) and would keep them mapped.
+	runtime.KeepAlive(p)
 }
 
 // notePeak raises peak to v if v is higher.
@@ -385,9 +389,12 @@ func (b *Buffer) ChainLen() int {
 }
 
 // Release returns this buffer and every buffer after it in the chain to
-// their pools. Neither it nor any buffer of the chain may be used after.
-// It panics with "pool: buffer released twice" if it meets a buffer that is
-// already free.
+// their pools. Neither it nor any buffer of the chain may be used after,
+// and neither may any slice taken from Bytes or Space: the bytes go to
+// the next Get, and on Linux, once the pool itself is collected, they are
+// unmapped (slab.go), so a slice kept past Release may then fault the
+// process. It panics with "pool: buffer released twice" if it meets a
+// buffer that is already free.
 func (b *Buffer) Release() {
 	for b != nil {
 		// Win the buffer first: only the winner of this swap may touch

@@ -26,9 +26,7 @@ type Slabs = *slabs
 // SlabsOf returns p's slabs (nil where slabs are not used).
 func SlabsOf(p *Buffers) Slabs { return p.mem }
 
-// Unmapped reports whether a collected pool's cleanup unmapped m.
-func (m *slabs) Unmapped() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.unmapped
-}
+// Cleaned reports whether a collected pool's cleanup ran on m, and
+// Unmapped whether it unmapped the slabs.
+func (m *slabs) Cleaned() bool  { return m.cleaned.Load() }
+func (m *slabs) Unmapped() bool { return m.unmapped.Load() }

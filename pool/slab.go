@@ -11,28 +11,30 @@ import (
 // carves new buffers from it. A pool keeps its buffers for good, so on the
 // Go heap they would count towards the garbage collector's goal and let
 // the heap, and the resident memory, grow by as much again in garbage
-// before each collection; and the collector would zero each one. A slab's
-// pages are zero and become resident only when first written.
-//
-// Measured (tests/bench, 10,000 idle connections that each echoed once,
-// io_uring): 0.36 KiB of resident memory per connection with buffers on
-// the Go heap, 0.28–0.32 with slabs (six runs).
+// before each collection. A slab's pages are zero and become resident
+// only when first written. What it saved per idle connection, measured
+// with tests/bench, is in docs/performance.md ("Resident memory per idle
+// connection").
 //
 // When the pool is collected its slabs are unmapped, but only if every
 // buffer had been released: a buffer leaked (never released) may still be
-// read through a slice its owner kept, so then the slabs stay mapped, as
-// heap memory would stay alive.
+// read through a slice its owner kept, so then all the pool's slabs stay
+// mapped, as heap memory would stay alive. If mapping fails once, the
+// pool's later buffers come from the Go heap.
 
 // slabs is a pool's mapped memory. It does not point to the pool, so that
 // the pool's cleanup can take it.
 type slabs struct {
 	counts *bufferCounts // the pool's, to see whether every buffer came back
 
-	mu       lock.Mutex[slabsMu]
-	cur      []byte       // what is left of the newest slab
-	all      [][]byte     // every slab mapped
-	unmapped bool         // the cleanup unmapped them
-	carved   atomic.Int64 // bytes of the buffers carved from them
+	mu     lock.Mutex[slabsMu]
+	cur    []byte       // what is left of the newest slab
+	all    [][]byte     // every slab mapped
+	failed bool         // mapping failed: the Go heap from now on
+	carved atomic.Int64 // bytes of the buffers carved from them
+
+	// What the cleanup did (read by tests): it ran, and it unmapped.
+	cleaned, unmapped atomic.Bool
 }
 
 // slabsMu is the lock class of slabs.mu (internal/lock).
@@ -46,9 +48,13 @@ func (m *slabs) carve(size int) []byte {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failed {
+		return make([]byte, size)
+	}
 	if len(m.cur) < size {
 		s, err := mapSlab(max(1<<20/size, 1) * size)
 		if err != nil {
+			m.failed = true // not a system call per buffer from now on
 			return make([]byte, size)
 		}
 		m.cur = s
@@ -62,17 +68,18 @@ func (m *slabs) carve(size int) []byte {
 
 // unmapIfReleased is the cleanup of a collected pool: it unmaps the slabs
 // if no buffer was in use.
+// Nothing else can reach m then, so it takes no lock.
 func (m *slabs) unmapIfReleased() {
+	defer m.cleaned.Store(true)
 	if m.counts.state.Load()>>32 != 0 {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, s := range m.all {
 		// A failure leaves the slab mapped: a leak, not a fault.
 		_ = unmapSlab(s)
 	}
-	m.all, m.cur, m.unmapped = nil, nil, true
+	m.all, m.cur = nil, nil
+	m.unmapped.Store(true)
 }
 
 // carvedBytes is the size of the buffers carved from slabs (0 for nil).

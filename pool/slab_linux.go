@@ -13,8 +13,9 @@ import (
 // they stay on it, so that a race on a buffer's bytes is still caught.
 const slabsUsed = true
 
-// mapSlab maps n bytes of private anonymous memory. The pool never unmaps
-// it: a buffer, once made, stays with its pool.
+// mapSlab maps n bytes of private anonymous memory. It stays mapped while
+// its pool lives (a buffer, once made, stays with its pool); the pool's
+// cleanup unmaps it (slab.go).
 func mapSlab(n int) ([]byte, error) {
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
