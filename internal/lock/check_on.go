@@ -158,13 +158,20 @@ func drop(g gid, m *sync.Mutex) bool {
 }
 
 // nested makes the report of m taken while h, of its class, is held, if
-// it is the first of its class. Called with state.mu held.
+// it is the first of its class and kind: one lock taken twice (a
+// self-deadlock) is reported even after two locks of the class were.
+// Called with state.mu held.
 func nested(h hold, m *sync.Mutex, at func() *stack) (Report, bool) {
 	name := h.class.String()
-	if !once("nested " + name) {
+	same := h.m == m
+	key := "nested " + name
+	if same {
+		key = "self " + name
+	}
+	if !once(key) {
 		return Report{}, false
 	}
-	return Report{Kind: Nested, Classes: []string{name}, Stacks: []string{h.at.String(), at().String()}, Same: h.m == m}, true
+	return Report{Kind: Nested, Classes: []string{name}, Stacks: []string{h.at.String(), at().String()}, Same: same}, true
 }
 
 // cycle makes the report of the cycle that the new order e closes, if

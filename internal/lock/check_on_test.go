@@ -3,9 +3,11 @@
 package lock_test
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ioreactor/reactor/internal/lock"
 )
@@ -138,6 +140,36 @@ func TestLockCheckReportsSameClassHeldTwice(t *testing.T) {
 	if rs[0].Classes[0] != nameA || !strings.Contains(rs[0].Stacks[1], "TestLockCheckReportsSameClassHeldTwice") {
 		t.Errorf("report names %q, stack:\n%s", rs[0].Classes, rs[0].Stacks[1])
 	}
+}
+
+// TestLockCheckReportsSelfDeadlockAfterNested: once two locks of a class
+// held together were reported, one lock taken again by its holder (a
+// self-deadlock, which then hangs) is still reported.
+func TestLockCheckReportsSelfDeadlockAfterNested(t *testing.T) {
+	checked(t)
+	var a1, a2 lock.Mutex[classA]
+	on(func() {
+		a1.Lock()
+		a2.Lock()
+		a2.Unlock()
+		a1.Unlock()
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a1.Lock()
+		a1.Lock() // reported, then waits for the Unlock below
+		a1.Unlock()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(lock.Reports(), func(r lock.Report) bool { return r.Kind == lock.Nested && r.Same }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no report of a lock taken again by its holder; reports %v", lock.Reports())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a1.Unlock() // frees the stuck goroutine (itself reported: not the holder)
+	<-done
 }
 
 func TestLockCheckReportsUnlockOfLockNotHeld(t *testing.T) {

@@ -30,8 +30,9 @@
 //
 // Without the tag nothing is recorded: Lock and Unlock test the constant
 // Enabled first, and since the inliner counts only the branch a constant
-// takes, each inlines to sync.Mutex's own fast path, the same machine
-// code (BenchmarkLockUnlock against BenchmarkSyncMutex). Both builds
+// takes, each inlines to sync.Mutex's own fast path
+// (TestLockAndUnlockInline asks the compiler; BenchmarkLockUnlock against
+// BenchmarkSyncMutex times them). Both builds
 // implement the same list of hooks, check_on.go with the checker,
 // check_off.go with empty bodies:
 //
