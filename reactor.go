@@ -168,6 +168,17 @@ func (b Backend) String() string {
 // MarshalText names the backend (in JSON, expvar and logs).
 func (b Backend) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
 
+// UnmarshalText reads the names MarshalText writes, so that a Config
+// goes through JSON and back.
+func (b *Backend) UnmarshalText(text []byte) error {
+	v, err := ParseBackend(string(text))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
 // ParseBackend reads "auto", "epoll" or "uring" (for flags).
 func ParseBackend(s string) (Backend, error) {
 	for _, b := range []Backend{BackendAuto, BackendEpoll, BackendURing, BackendIOCP} {

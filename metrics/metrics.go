@@ -10,9 +10,12 @@ package metrics
 import (
 	"errors"
 	"expvar"
+	"sync"
 
 	"github.com/ioreactor/reactor"
 )
+
+var publishMu sync.Mutex
 
 // ErrNameTaken is returned by Publish when an expvar of that name exists.
 var ErrNameTaken = errors.New("metrics: an expvar of that name is already published")
@@ -23,6 +26,11 @@ var ErrNameTaken = errors.New("metrics: an expvar of that name is already publis
 // expvar cannot unpublish a name, so publish an engine that lives as long
 // as the process, or reuse a name through a Func of your own.
 func Publish(name string, e *reactor.Engine) error {
+	// expvar.Publish panics on a name taken; the check and the publish
+	// are one step, so that two Publish calls racing for a name give one
+	// of them ErrNameTaken, not a panic.
+	publishMu.Lock()
+	defer publishMu.Unlock()
 	if expvar.Get(name) != nil {
 		return ErrNameTaken
 	}

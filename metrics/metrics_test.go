@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"expvar"
+	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,5 +60,35 @@ func TestPublishShowsLiveCounters(t *testing.T) {
 	}
 	if s.ConnsOpen != 1 || s.ConnsTotal != 1 || len(s.Threads) != 2 || s.Buffers.Allocated == 0 || s.Backend != e.Backend().String() {
 		t.Fatalf("published %+v", s)
+	}
+}
+
+var raceRuns atomic.Int64
+
+// TestPublishRaceGivesOneWinner: Publish calls racing for one name give
+// one success and ErrNameTaken for the rest, never expvar's panic.
+func TestPublishRaceGivesOneWinner(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	const n = 8
+	// expvar cannot unpublish: a name of its own per run (-count).
+	name := fmt.Sprintf("reactor_test_race_%d", raceRuns.Add(1))
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { errs <- metrics.Publish(name, e) })
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, metrics.ErrNameTaken):
+			t.Errorf("Publish: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d racing Publish calls succeeded, want 1", won, n)
 	}
 }

@@ -1,7 +1,6 @@
 package procfd
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/windows"
@@ -25,11 +24,6 @@ func Count() (int, error) {
 	}
 	return int(n), nil
 }
-
-// ErrUnavailable: the system reported no handle count that means
-// anything (Wine's stub). The engine's own descriptor counter still
-// catches its leaks there.
-var ErrUnavailable = errors.New("procfd: GetProcessHandleCount reported 0 handles (Wine implements it as a stub)")
 
 // List returns nothing on Windows: it has no list of handles like
 // Linux's /proc/self/fd that names each one.
