@@ -391,33 +391,20 @@ func completionMode(d sock.SkipDecision) string {
 	return "off: " + d.Reason
 }
 
-func (e *Engine) duplicates() int64 {
-	var n uint64
+// loopSums adds up what each I/O thread's loop and poller count.
+func (e *Engine) loopSums() (ring poller.RingStats, duplicates int64, timers int) {
 	for _, l := range e.group.Loops() {
-		n += l.Poller().Duplicates()
+		p := l.Poller()
+		r := p.RingStats()
+		ring.Enters += r.Enters
+		ring.Submitted += r.Submitted
+		ring.Overflows += r.Overflows
+		ring.Failed += r.Failed
+		ring.Files += r.Files
+		duplicates += int64(p.Duplicates())
+		timers += l.TimersArmed()
 	}
-	return int64(n)
-}
-
-func (e *Engine) timersArmed() int {
-	n := 0
-	for _, l := range e.group.Loops() {
-		n += l.TimersArmed()
-	}
-	return n
-}
-
-func (e *Engine) ringStats() poller.RingStats {
-	var s poller.RingStats
-	for _, l := range e.group.Loops() {
-		r := l.Poller().RingStats()
-		s.Enters += r.Enters
-		s.Submitted += r.Submitted
-		s.Overflows += r.Overflows
-		s.Failed += r.Failed
-		s.Files += r.Files
-	}
-	return s
+	return ring, duplicates, timers
 }
 
 // BuffersOut is how many pooled buffers connections and the user hold:
@@ -429,6 +416,7 @@ func (e *Engine) Stats() Stats {
 	c := &e.counters
 	in, out := e.env.Bytes()
 	bw, bh := e.env.BlockingStats()
+	ring, duplicates, timers := e.loopSums()
 	return Stats{
 		BytesIn:        in,
 		BytesOut:       out,
@@ -447,12 +435,12 @@ func (e *Engine) Stats() Stats {
 		RecvPaused:     c.RecvPaused.Load(),
 		SendWaits:      c.SendWaits.Load(),
 		RecvRetries:    c.RecvRetries.Load(),
-		Ring:           e.ringStats(),
+		Ring:           ring,
 
 		CompletionMode:    completionMode(e.env.Skip()),
 		SkipSockets:       c.SkipSockets.Load(),
 		InlineCompletions: c.InlineCompletions.Load(),
-		DuplicatePackets:  e.duplicates(),
+		DuplicatePackets:  duplicates,
 		TLSHandshakes:     c.TLSHandshakes.Load(),
 		TLSFailures:       c.TLSFailures.Load(),
 		ReadTimeouts:      c.ReadTimeouts.Load(),
@@ -461,7 +449,7 @@ func (e *Engine) Stats() Stats {
 		Panics:            c.Panics.Load(),
 		CloseErrors:       c.CloseErrors.Load(),
 		Registrations:     e.group.Table().Len(),
-		TimersArmed:       e.timersArmed(),
+		TimersArmed:       timers,
 		Buffers:           e.buffers.Stats(),
 		Threads:           e.group.Stats(),
 		Goroutines:        runtime.NumGoroutine(),
