@@ -12,7 +12,6 @@ type ticket struct{}
 
 func willLock[C Class](*sync.Mutex) ticket { return ticket{} }
 func locked(*sync.Mutex, ticket)           {}
-func tookTry[C Class](*sync.Mutex)         {}
 func willUnlock[C Class](*sync.Mutex)      {}
 
 // Order returns the lock orders the checker has seen: nil without the

@@ -92,13 +92,6 @@ func locked(m *sync.Mutex, t ticket) {
 	state.mu.Unlock()
 }
 
-func tookTry[C Class](m *sync.Mutex) {
-	g, h := goid(), hold{reflect.TypeFor[C](), m, callers(shallow)}
-	state.mu.Lock()
-	push(g, h)
-	state.mu.Unlock()
-}
-
 // push records that g holds h. Called with state.mu held.
 func push(g gid, h hold) {
 	if state.held == nil {

@@ -189,20 +189,3 @@ func TestLockCheckReportsUnlockOfLockNotHeld(t *testing.T) {
 		t.Errorf("orders under a released lock: %v", o)
 	}
 }
-
-func TestLockCheckTryLockRecordsNoOrder(t *testing.T) {
-	checked(t)
-	var a lock.Mutex[classA]
-	var b lock.Mutex[classB]
-	on(func() { takeAB(&a, &b) })
-	on(func() {
-		b.Lock()
-		if a.TryLock() { // cannot wait, so cannot deadlock
-			a.Unlock()
-		}
-		b.Unlock()
-	})
-	if rs := lock.Reports(); len(rs) != 0 {
-		t.Fatalf("reports for a TryLock against the order: %v", rs)
-	}
-}

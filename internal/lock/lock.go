@@ -24,9 +24,8 @@
 //   - an Unlock of a lock its goroutine does not hold.
 //
 // Each report is printed to standard error once and kept for Reports;
-// internal/testutil.Main fails a test package that made any. TryLock
-// records no order (it does not wait, so it cannot close a deadlock), but
-// the lock it takes is held like any other.
+// internal/testutil.Main fails a test package that made any. There is no
+// TryLock: the engine does not use one.
 //
 // Without the tag nothing is recorded: Lock and Unlock test the constant
 // Enabled first, and since the inliner counts only the branch a constant
@@ -40,7 +39,6 @@
 //	type ticket                                       // what willLock hands to locked
 //	func willLock[C Class](m *sync.Mutex) ticket      // before waiting: record and check orders
 //	func locked(m *sync.Mutex, t ticket)              // after taking: m is held
-//	func tookTry[C Class](m *sync.Mutex)              // a TryLock took m
 //	func willUnlock[C Class](m *sync.Mutex)           // before releasing: m must be held
 //	func Order() []Edge                               // the orders seen so far
 //	func reset()                                      // forget everything (tests)
@@ -84,15 +82,6 @@ func (m *Mutex[C]) Lock() {
 	t := willLock[C](&m.mu)
 	m.mu.Lock()
 	locked(&m.mu, t)
-}
-
-// TryLock locks m if it is free and reports whether it did.
-func (m *Mutex[C]) TryLock() bool {
-	if !m.mu.TryLock() {
-		return false
-	}
-	tookTry[C](&m.mu)
-	return true
 }
 
 // Unlock unlocks m.

@@ -14,19 +14,6 @@ type (
 	classC struct{}
 )
 
-func TestTryLockFailsWhileHeld(t *testing.T) {
-	var m lock.Mutex[classA]
-	m.Lock()
-	if m.TryLock() {
-		t.Fatal("TryLock took a held mutex")
-	}
-	m.Unlock()
-	if !m.TryLock() {
-		t.Fatal("TryLock failed on a free mutex")
-	}
-	m.Unlock()
-}
-
 func TestCondWaitsOnMutex(t *testing.T) {
 	var (
 		m    lock.Mutex[classA]
