@@ -110,6 +110,11 @@ func (rep *report) markdown() string {
 			}
 		}
 	}
+	if rep.paired != nil {
+		for _, f := range rep.paired.failed() {
+			failed = append(failed, "- "+f)
+		}
+	}
 	if len(failed) > 0 {
 		p("## Failed runs\n\n%s\n\n", strings.Join(failed, "\n"))
 	}
@@ -154,8 +159,8 @@ func (rep *report) markdown() string {
 	p("(`-client`): `uring` queues every connection's receive (multishot, into buffers it provides) and send on one ")
 	p("io_uring, the engine's own `poller.NewURing`, and one `io_uring_enter` per loop turn submits them all and collects ")
 	p("every completion; `epoll` uses non-blocking sockets, edge-triggered epoll and a `read` and a `write` call per reply. ")
-	p("Side by side against the same server the ring client costs about 0.75× the epoll client's CPU per message, so that ")
-	p("the servers, not the client, set the pace (see docs/performance.md). ")
+	p("The ring client costs less CPU per message than the epoll client (measured side by side, see docs/performance.md); ")
+	p("the client CPU column says whether it still set the pace. ")
 	p("Ping-pong keeps %d message(s) in flight per connection; a message carries the connection's id and a counter, ", rep.o.inFlight)
 	p("then a pattern, and its reply must be equal (`bytes.Equal`). Streaming writes 64 KiB chunks and keeps at most ")
 	p("1 MiB unechoed per connection; every echoed byte is compared with the pattern. Latency is from queuing a message ")

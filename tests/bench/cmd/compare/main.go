@@ -1,6 +1,6 @@
 // Command compare is the peer benchmark's runner: it drives the same echo
 // service on reactor, gnet v2, nbio and Go's net package (cmd/server) with
-// the epoll load client (cmd/load), one server process at a time, and
+// the load client (cmd/load), one server process at a time, and
 // prints a table of the medians over rounds, with reactor's ratio to the
 // best peer for each metric.
 //
@@ -115,6 +115,9 @@ func run() error {
 	}
 	if o.paired && (!slices.Contains(servers, "reactor") || len(pairPeers(servers)) == 0) {
 		return fmt.Errorf("-paired needs reactor and at least one peer in -servers")
+	}
+	if o.paired && len(pairedWorkloads(works)) == 0 {
+		return fmt.Errorf("-paired needs a workload other than idle in -workloads (idle is not paired)")
 	}
 
 	root, err := moduleRoot()

@@ -139,9 +139,12 @@ func newReport(o options, m machine, works []workload, servers []string, res []r
 	return rep
 }
 
+// numbers is a copy of v without its NaNs.
+func numbers(v []float64) []float64 { return slices.DeleteFunc(slices.Clone(v), math.IsNaN) }
+
 // median of the values that are numbers; NaN if there are none.
 func median(v []float64) float64 {
-	v = slices.DeleteFunc(slices.Clone(v), math.IsNaN)
+	v = numbers(v)
 	if len(v) == 0 {
 		return math.NaN()
 	}

@@ -38,30 +38,43 @@ type runResult struct {
 	Err      string       `json:"error,omitempty"`
 }
 
-// runAll runs every workload, round by round, every server once a round
-// in an order rotated by one each round.
-func runAll(o options, m machine, b binaries, works []workload, servers []string) []runResult {
-	var out []runResult
-	total, n := len(works)*o.rounds*len(servers), 0
+// eachRun calls run for every workload, round by round (counted from 1),
+// and every name once a round, in an order rotated by one each round, so
+// that drift spreads over all of them. It prints a progress line per call,
+// ending in what run returns (kind names what is counted: "" or "pair "),
+// and lets the sockets settle between calls.
+func eachRun(o options, kind string, works []workload, names []string, run func(w workload, round int, name string) string) {
+	total, n := len(works)*o.rounds*len(names), 0
 	for _, w := range works {
 		for r := range o.rounds {
-			for k := range servers {
-				s := servers[(k+r)%len(servers)]
+			for k := range names {
 				n++
-				res, err := runOne(o, m, b, w, s)
-				rr := runResult{Workload: w.name, Server: s, Round: r + 1}
-				if err != nil {
-					rr.Err = err.Error()
-					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %s: FAILED: %v\n", n, total, w.name, r+1, s, err)
-				} else {
-					rr.Result = &res
-					fmt.Fprintf(os.Stderr, "[%d/%d] %s round %d %-12s %s\n", n, total, w.name, r+1, s, progressLine(w, m, res))
-				}
-				out = append(out, rr)
+				line := run(w, r+1, names[(k+r)%len(names)])
+				fmt.Fprintf(os.Stderr, "[%s%d/%d] %s round %d %s\n", kind, n, total, w.name, r+1, line)
 				time.Sleep(settle)
 			}
 		}
 	}
+}
+
+// runAll runs every workload, round by round, every server once a round
+// (eachRun).
+func runAll(o options, m machine, b binaries, works []workload, servers []string) []runResult {
+	var out []runResult
+	eachRun(o, "", works, servers, func(w workload, round int, s string) string {
+		rr := runResult{Workload: w.name, Server: s, Round: round}
+		res, err := runOne(o, m, b, w, s)
+		if err != nil {
+			rr.Err = err.Error()
+		} else {
+			rr.Result = &res
+		}
+		out = append(out, rr)
+		if err != nil {
+			return fmt.Sprintf("%s: FAILED: %v", s, err)
+		}
+		return fmt.Sprintf("%-12s %s", s, progressLine(w, m, res))
+	})
 	return out
 }
 
@@ -81,16 +94,17 @@ func runOne(o options, m machine, b binaries, w workload, server string) (load.R
 	if err != nil {
 		return load.Result{}, err
 	}
-	res, err := drive(o, m, b, w, srv)
+	res, err := drive(o, m, b, w, srv, time.Time{})
 	if serr := srv.stop(); err == nil && serr != nil {
 		err = serr
 	}
 	return res, err
 }
 
-// drive runs the client against a started server.
-func drive(o options, m machine, b binaries, w workload, srv *server) (load.Result, error) {
-	args := m.pinned(1, b.load,
+// drive runs the client against a started server; its window starts no
+// earlier than windowAt, if that is not zero (load.Config.WindowAt).
+func drive(o options, m machine, b binaries, w workload, srv *server, windowAt time.Time) (load.Result, error) {
+	argv := []string{b.load,
 		"-mode", string(w.mode),
 		"-addr", srv.addr,
 		"-conns", strconv.Itoa(w.conns),
@@ -102,8 +116,14 @@ func drive(o options, m machine, b binaries, w workload, srv *server) (load.Resu
 		"-window", o.window.String(),
 		"-setup-timeout", setupTimeout.String(),
 		"-server-pid", strconv.Itoa(srv.cmd.Process.Pid),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), o.warmup+o.window+2*setupTimeout+30*time.Second)
+	}
+	limit := o.warmup + o.window + 2*setupTimeout + 30*time.Second
+	if !windowAt.IsZero() {
+		argv = append(argv, "-window-at", strconv.FormatInt(windowAt.UnixNano(), 10))
+		limit += time.Until(windowAt)
+	}
+	args := m.pinned(1, argv...)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	var stderr tail
@@ -249,15 +269,19 @@ func (t *tail) String() string {
 	return strings.TrimSpace(string(t.buf))
 }
 
-// writeRaw writes every run's result as JSON: the alternating rounds'
-// runs, and the paired runs (-paired) if any.
+// writeRaw writes every run's result as JSON, one object whatever the
+// flags: the alternating rounds' runs, and the paired runs (-paired; an
+// empty list without).
 func writeRaw(path string, res []runResult, pairs []pairResult) error {
-	var v any = res
-	if pairs != nil {
-		v = struct {
-			Runs  []runResult  `json:"runs"`
-			Pairs []pairResult `json:"pairs"`
-		}{res, pairs}
+	v := struct {
+		Runs  []runResult  `json:"runs"`
+		Pairs []pairResult `json:"pairs"`
+	}{res, pairs}
+	if v.Pairs == nil {
+		v.Pairs = []pairResult{}
+	}
+	if v.Runs == nil {
+		v.Runs = []runResult{}
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

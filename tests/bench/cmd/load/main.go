@@ -1,7 +1,7 @@
 // Command load is the benchmark's load client as a process of its own, so
 // the runner can pin it to a CPU apart from the server's: one OS thread
-// drives every connection through epoll (see package
-// tests/bench/internal/load). It prints one JSON object, the Result, to
+// drives every connection through the engine's poller, an io_uring or
+// epoll (see package tests/bench/internal/load). It prints one JSON object, the Result, to
 // standard output; errors go to standard error with exit status 1.
 package main
 
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/ioreactor/reactor/tests/bench/internal/load"
@@ -35,6 +36,7 @@ func run() (err error) {
 	flag.IntVar(&cfg.IdleConns, "idle", 0, "idle mode: connections that echo once, then stay open")
 	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before the window, not counted")
 	flag.DurationVar(&cfg.Window, "window", 5*time.Second, "measured time")
+	windowAt := flag.String("window-at", "", "the earliest the window may start (the warm-up lasts until then): RFC 3339 with nanoseconds, or Unix nanoseconds")
 	flag.DurationVar(&cfg.SetupTimeout, "setup-timeout", 60*time.Second, "bound on opening the connections")
 	flag.IntVar(&cfg.StreamWindow, "stream-window", 1<<20, "stream: bytes written and not yet echoed, per connection")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "server process whose CPU time (and, idle mode, VmRSS) to read")
@@ -45,6 +47,11 @@ func run() (err error) {
 	}
 	cfg.Mode = load.Mode(*mode)
 	cfg.Driver = load.Driver(*driver)
+	if *windowAt != "" {
+		if cfg.WindowAt, err = parseTime(*windowAt); err != nil {
+			return err
+		}
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -65,4 +72,17 @@ func run() (err error) {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// parseTime reads -window-at: Unix nanoseconds, or RFC 3339 with optional
+// fractional seconds.
+func parseTime(s string) (time.Time, error) {
+	if ns, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(0, ns), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("-window-at %q: want RFC 3339 (2006-01-02T15:04:05.999999999Z07:00) or Unix nanoseconds", s)
+	}
+	return t, nil
 }

@@ -33,8 +33,9 @@ func (k connKind) String() string {
 type connState uint8
 
 const (
-	// stateConnecting: connect(2) was issued; the first EPOLLOUT (or
-	// error) edge says how it went.
+	// stateConnecting: connect(2) was issued; the first writable (or
+	// error) event says how it went: an epoll edge, or the ring's one-shot
+	// poll.
 	stateConnecting connState = iota
 	// stateOpen: traffic flows.
 	stateOpen
@@ -56,33 +57,42 @@ type conn struct {
 	state connState
 	size  int // message size (ping-pong and idle) or write size (stream)
 
-	// writable is the last EPOLLOUT edge, until a write is short.
+	// DriverEpoll: writable is the last EPOLLOUT edge, until a write is
+	// short.
 	writable bool
 
-	// DriverURing: sending[soff:] is the send in flight (nil: none); spare
-	// is the ping-pong buffer that becomes wbuf when sending goes out.
+	// DriverURing: sending is the send in flight (nil: none); spare is the
+	// ping-pong buffer that becomes wbuf when sending goes out.
 	sending []byte
-	soff    int
 	spare   []byte
+	// took is how many bytes of the buffer being sent the kernel has
+	// taken: of wbuf (DriverEpoll) or of sending (DriverURing, ping-pong).
+	took int
 
 	// Ping-pong: body is what follows the header of every message.
-	// stamps[k % len] is when message k was queued. rbuf holds a reply
-	// that arrived in pieces; wbuf[woff:] is what the kernel has not
-	// taken yet.
+	// stamps[k % len] is when message k was queued (stream: when chunk k
+	// was last offered). rbuf holds a reply that arrived in pieces; wbuf
+	// is what is queued to send.
 	body             []byte
 	sendSeq, recvSeq uint64
 	stamps           []time.Duration
 	rbuf             []byte
 	rlen             int
 	wbuf             []byte
-	woff             int
 
-	// Stream: bytes written, and bytes read back and checked.
+	// Stream: bytes the kernel took (DriverURing: of the sends completed),
+	// and bytes read back and checked.
 	sent, recvd int64
 
 	// mark is recvSeq (stream: recvd) when the window started.
 	mark int64
 }
+
+// issued is how many stream bytes c has handed the kernel: those sent and
+// the send in flight (DriverURing). The kernel does not promise a send's
+// completion before the receive completion that carries its echo, so an
+// echo is checked against this, not against sent.
+func (c *conn) issued() int64 { return c.sent + int64(len(c.sending)) }
 
 // progress is how far c has got: replies, or bytes when streaming.
 func (c *conn) progress(m Mode) int64 {
@@ -111,7 +121,7 @@ func (cl *client) open(kind connKind) error {
 		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
 	}
 	interest := epollInterest
-	if cl.ring {
+	if cl.ring() {
 		// One event says how the connect went; then the connection
 		// moves to completions (ringHandle).
 		interest = poller.Writable | poller.OneShot
@@ -119,7 +129,7 @@ func (cl *client) open(kind connKind) error {
 	if err := cl.p.Add(fd, uint64(c.id), interest); err != nil {
 		return err
 	}
-	if kind == kindIdle || cl.cfg.Mode != Stream {
+	if !cl.streams(c) {
 		if kind == kindIdle {
 			c.size = IdleMessageSize
 		}
@@ -132,7 +142,7 @@ func (cl *client) open(kind connKind) error {
 		c.stamps = make([]time.Duration, inFlight)
 		c.rbuf = make([]byte, c.size)
 		c.wbuf = make([]byte, 0, inFlight*c.size)
-		if cl.ring {
+		if cl.ring() {
 			c.spare = make([]byte, 0, inFlight*c.size)
 		}
 	} else {
@@ -169,9 +179,10 @@ func (cl *client) connected(c *conn) error {
 		cl.connecting--
 		cl.activeOpen++
 	}
-	if c.kind == kindIdle {
+	switch {
+	case c.kind == kindIdle:
 		c.queue(cl.now)
-	} else if cl.cfg.Mode != Stream {
+	case !cl.streams(c):
 		for range cl.cfg.InFlight {
 			c.queue(cl.now)
 		}
@@ -179,7 +190,7 @@ func (cl *client) connected(c *conn) error {
 	return nil
 }
 
-// handle acts on one epoll event of c.
+// handle acts on one readiness event of c (DriverEpoll).
 func (cl *client) handle(c *conn, ev poller.Flags) error {
 	if c.state == stateConnecting {
 		if ev&(poller.Out|poller.Err|poller.Hup) == 0 {
@@ -198,7 +209,7 @@ func (cl *client) handle(c *conn, ev poller.Flags) error {
 			return err
 		}
 	}
-	if c.kind == kindActive && cl.cfg.Mode == Stream {
+	if cl.streams(c) {
 		return cl.fill(c)
 	}
 	return c.flush()
@@ -231,7 +242,7 @@ func (cl *client) readAll(c *conn, hup bool) error {
 
 // onData checks bytes that arrived on c.
 func (cl *client) onData(c *conn, p []byte) error {
-	if c.kind == kindActive && cl.cfg.Mode == Stream {
+	if cl.streams(c) {
 		return cl.onStream(c, p)
 	}
 	for len(p) > 0 {
@@ -293,16 +304,16 @@ func (c *conn) queue(now time.Duration) {
 
 // flush writes what is queued while the socket takes it.
 func (c *conn) flush() error {
-	for c.writable && c.woff < len(c.wbuf) {
-		n, blocked, err := writeSome(c.fd, c.wbuf[c.woff:])
+	for c.writable && c.took < len(c.wbuf) {
+		n, blocked, err := writeSome(c.fd, c.wbuf[c.took:])
 		if err != nil {
 			return err
 		}
-		c.woff += n
+		c.took += n
 		c.writable = !blocked
 	}
-	if c.woff == len(c.wbuf) {
-		c.wbuf, c.woff = c.wbuf[:0], 0
+	if c.took == len(c.wbuf) {
+		c.wbuf, c.took = c.wbuf[:0], 0
 	}
 	return nil
 }
@@ -325,8 +336,8 @@ func writeSome(fd int, p []byte) (n int, blocked bool, err error) {
 	}
 }
 
-// fill writes stream chunks while the socket takes them and the window
-// allows a whole chunk more.
+// fill writes what the window allows (nextChunk) while the socket takes
+// it.
 func (cl *client) fill(c *conn) error {
 	for c.writable {
 		p, ok := cl.nextChunk(c)
@@ -343,24 +354,34 @@ func (cl *client) fill(c *conn) error {
 	return nil
 }
 
-// nextChunk is what c streams next: the rest of the chunk it is in, or a
-// whole new one (stamped now) if the window has room for it; false when
-// it has not.
+// nextChunk is what c streams next, as one run from c.sent: the rest of
+// the chunk it is in, and every whole chunk after it that the window has
+// room for; false when that is nothing. Each chunk start in the run is
+// stamped now, so a chunk's stamp is when it was last offered: the offer
+// the kernel took its first byte from. Called with no send in flight, so
+// recvd ≤ sent and the run is at most the window.
 func (cl *client) nextChunk(c *conn) ([]byte, bool) {
 	w := int64(c.size)
-	off := c.sent % w
-	if off == 0 {
-		if c.sent+w-c.recvd > int64(cl.cfg.StreamWindow) {
-			return nil, false
-		}
-		c.stamps[(c.sent/w)%int64(len(c.stamps))] = cl.now
+	// The end of the last whole chunk the window holds, or of the chunk
+	// already begun, whichever is further.
+	end := max((c.recvd+int64(cl.cfg.StreamWindow))/w*w, (c.sent+w-1)/w*w)
+	if end <= c.sent {
+		return nil, false
+	}
+	for k := (c.sent + w - 1) / w; k*w < end; k++ {
+		c.stamps[k%int64(len(c.stamps))] = cl.now
 	}
 	start := (c.sent + int64(c.id)) % patternPeriod
-	return cl.pat[start : start+w-off], true
+	return cl.pat[start : start+end-c.sent], true
 }
 
 // onStream checks echoed stream bytes and counts the chunks they complete.
 func (cl *client) onStream(c *conn, p []byte) error {
+	// First, so that the comparison below stays within the window's
+	// pattern.
+	if c.recvd+int64(len(p)) > c.issued() {
+		return fmt.Errorf("%d bytes echoed, only %d sent", c.recvd+int64(len(p)), c.issued())
+	}
 	start := (c.recvd + int64(c.id)) % patternPeriod
 	if want := cl.pat[start : start+int64(len(p))]; !bytes.Equal(p, want) {
 		i := 0
@@ -368,9 +389,6 @@ func (cl *client) onStream(c *conn, p []byte) error {
 			i++
 		}
 		return fmt.Errorf("stream byte %d is %d, want %d", c.recvd+int64(i), p[i], want[i])
-	}
-	if c.recvd+int64(len(p)) > c.sent {
-		return fmt.Errorf("%d bytes echoed, only %d sent", c.recvd+int64(len(p)), c.sent)
 	}
 	w := int64(c.size)
 	before := c.recvd / w

@@ -12,9 +12,9 @@
 // the client that runs out of CPU first, and every server then shows the
 // client's rate. The ring driver (DriverURing) submits every send and
 // collects every receive of a loop turn in one io_uring_enter, through the
-// engine's own poller (package poller), so the client costs less than the
-// servers it measures. Result.ClientCPU says whether it still limited a
-// run.
+// engine's own poller (package poller), and costs less CPU per message
+// than the epoll driver (measured side by side, see docs/performance.md).
+// Result.ClientCPU says whether the client still limited a run.
 //
 // Every echoed byte is checked. Ping-pong messages carry the connection's
 // id and a counter in their first 16 bytes, then a slice of a shared
@@ -22,7 +22,7 @@
 // equal what was sent. A streaming connection's byte at stream offset k is
 // pattern[(k+id) % patternPeriod].
 //
-// Linux only: the package speaks epoll and reads /proc.
+// Linux only: the package speaks epoll and io_uring, and reads /proc.
 package load
 
 import (
@@ -83,6 +83,12 @@ type Config struct {
 
 	Warmup time.Duration // traffic before the window, not counted
 	Window time.Duration // the measured time
+	// WindowAt, if not zero, is the earliest the window may start: the
+	// warm-up lasts at least Warmup and until WindowAt, so that clients
+	// started together (paired runs) measure the same seconds whatever
+	// their set-up took. Idle mode opens its idle connections after the
+	// warm-up, so its window starts later still.
+	WindowAt time.Time
 
 	// SetupTimeout bounds opening the connections (idle ones included);
 	// 0 means 60 s.
@@ -108,6 +114,10 @@ type Result struct {
 	Messages uint64        `json:"messages"`   // replies (stream: Size chunks) echoed whole and checked
 	Bytes    int64         `json:"bytes"`      // bytes echoed and checked
 
+	// WindowStart is when the window started, by the wall clock, to
+	// compare with another client's (paired runs).
+	WindowStart time.Time `json:"window_start"`
+
 	P50  time.Duration `json:"p50_ns"` // latency from write to whole reply
 	P99  time.Duration `json:"p99_ns"`
 	Max  time.Duration `json:"max_ns"`
@@ -119,12 +129,18 @@ type Result struct {
 	// ClientCPU is this process's user+system time over the window.
 	ClientCPU time.Duration `json:"client_cpu_ns"`
 	// ClientSleeps is how often the client blocked waiting for the server
-	// over the window (voluntary context switches, getrusage). Each costs
-	// the client a sleep and a wake-up, and the server the wake: a server
-	// whose replies arrive in bursts lets the client sleep less per
-	// message, which is why servers differ in messages/s even when the
-	// client is at 100% of its CPU.
+	// over the window: voluntary context switches of the client's thread
+	// (getrusage RUSAGE_THREAD; the runtime's other threads are not
+	// counted). Each costs the client a sleep and a wake-up, and the
+	// server the wake: a server whose replies arrive in bursts lets the
+	// client sleep less per message, which is why servers differ in
+	// messages/s even when the client is at 100% of its CPU.
 	ClientSleeps int64 `json:"client_sleeps"`
+
+	// RecvNoBuffers is how many receives over the window found the ring's
+	// provided buffers all in use (ENOBUFS) and had to be re-armed: more
+	// than a few say the buffer ring is too small (DriverURing only).
+	RecvNoBuffers int64 `json:"recv_no_buffers"`
 
 	// SlowestShare is the fairness of the server: the active connection
 	// that got the least echoed over the window (replies; stream: bytes),

@@ -129,6 +129,44 @@ func TestIdleAgainstReactor(t *testing.T) {
 	})
 }
 
+// TestWindowAtDelaysTheWindow: a window start set past the warm-up holds
+// the window back until then (two clients started together measure the
+// same seconds), and the result says when the window started.
+func TestWindowAtDelaysTheWindow(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		addr := startReactor(t)
+		const warmup, delay = 50 * time.Millisecond, 600 * time.Millisecond
+		at := time.Now().Add(delay)
+		r, err := load.Run(load.Config{Addr: addr, Driver: d, Mode: load.PingPong, Conns: 4, Size: 64,
+			Warmup: warmup, Window: 200 * time.Millisecond, WindowAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.WindowStart.Before(at) {
+			t.Errorf("the window started %v before WindowAt", at.Sub(r.WindowStart))
+		}
+		// Set-up and warm-up take far less than the delay: the window
+		// starts at WindowAt, give or take a loop turn (at most 100 ms of
+		// waiting, more on a loaded machine).
+		if late := r.WindowStart.Sub(at); late > 400*time.Millisecond {
+			t.Errorf("the window started %v after WindowAt", late)
+		}
+		if r.Messages == 0 {
+			t.Errorf("nothing measured: %+v", r)
+		}
+		// Without WindowAt the window follows the warm-up.
+		before := time.Now()
+		r, err = load.Run(load.Config{Addr: addr, Driver: d, Mode: load.PingPong, Conns: 4, Size: 64,
+			Warmup: warmup, Window: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.WindowStart.Before(before.Add(warmup)) || r.WindowStart.After(before.Add(delay)) {
+			t.Errorf("without WindowAt the window started %v after Run, want about the %v warm-up", r.WindowStart.Sub(before), warmup)
+		}
+	})
+}
+
 // badServer accepts connections on loopback and answers each with
 // answer(request) for every request of size bytes (nil: hang up): the
 // client must notice whatever is wrong with the answers.

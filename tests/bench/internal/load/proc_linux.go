@@ -64,11 +64,19 @@ func procRSSKiB(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS line", pid)
 }
 
-// selfCPU is this process's user plus system time.
+// selfCPU is this process's user plus system time, all threads (what the
+// client costs the machine), and the calling thread's voluntary context
+// switches: its sleeps waiting for the server, without the Go runtime's
+// other threads parking and waking. The client calls it from its loop,
+// on the thread Run locked.
 func selfCPU() (cpu time.Duration, sleeps int64, err error) {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 		return 0, 0, os.NewSyscallError("getrusage", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw, nil
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return 0, 0, os.NewSyscallError("getrusage RUSAGE_THREAD", err)
+	}
+	return cpu, ru.Nvcsw, nil
 }

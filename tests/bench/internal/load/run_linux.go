@@ -19,8 +19,8 @@ import (
 // shows as a mismatch.
 const patternPeriod = 251
 
-// readSize is the shared read buffer: larger for streaming, where a
-// read's cost is spread over its bytes.
+// readSize is the epoll driver's shared read buffer: larger for
+// streaming, where a read's cost is spread over its bytes.
 func readSize(m Mode) int {
 	if m == Stream {
 		return 256 << 10
@@ -28,8 +28,22 @@ func readSize(m Mode) int {
 	return 64 << 10
 }
 
-// maxWait bounds one epoll_wait, so a deadline is never overslept by much.
+// patternSize is how much of the pattern a run slices from one offset
+// below patternPeriod: a message's body (an idle connection's, too), or a
+// streaming connection's whole window, offered as one run (nextChunk) and
+// compared as one echo at most (onStream).
+func patternSize(cfg Config) int {
+	if cfg.Mode == Stream {
+		return cfg.StreamWindow
+	}
+	return max(cfg.Size, IdleMessageSize)
+}
+
+// maxWait bounds one Wait, so a deadline is never overslept by much.
 const maxWait = 100 * time.Millisecond
+
+// maxEvents is the most events one Wait returns (the poller's batch).
+const maxEvents = 128
 
 // phase is where a run is; it only moves forward.
 type phase uint8
@@ -45,17 +59,16 @@ const (
 // client is the state of one run. Everything in it is touched by one
 // goroutine, locked to its thread.
 type client struct {
-	cfg  Config
+	cfg  Config         // Driver resolved: DriverURing or DriverEpoll
 	p    *poller.Poller // the engine's poller: an io_uring (DriverURing) or epoll
-	ring bool           // DriverURing
 	bufs [][]byte       // DriverURing: the provided buffers, by id
 	sa   unix.SockaddrInet4
 	t0   time.Time
 	now  time.Duration // since t0, read once per event batch
 
-	conns []*conn // indexed by the token registered with epoll
+	conns []*conn // indexed by token: the connection's id, given to the poller
 	pat   []byte  // the pattern, long enough for any slice the run takes
-	rbuf  []byte  // the shared read buffer
+	rbuf  []byte  // DriverEpoll: the shared read buffer
 
 	phase     phase
 	phaseEnd  time.Duration // the warm-up's or window's end
@@ -70,10 +83,11 @@ type client struct {
 	activeOpen int
 	idleOpen   int
 
-	counting bool
-	hist     hist.Histogram
-	messages uint64
-	bytes    int64
+	counting  bool
+	hist      hist.Histogram
+	messages  uint64
+	bytes     int64
+	noBuffers int64 // receives that found the buffer ring empty, while counting
 
 	res         Result
 	winStart    time.Duration
@@ -105,28 +119,29 @@ func Run(cfg Config) (Result, error) {
 	defer runtime.UnlockOSThread()
 
 	cl := &client{
-		cfg:  cfg,
-		sa:   unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
-		t0:   time.Now(),
-		rbuf: make([]byte, readSize(cfg.Mode)),
+		cfg: cfg,
+		sa:  unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
+		t0:  time.Now(),
 	}
-	if cfg.Driver != DriverEpoll {
-		err := cl.newRing()
-		if err != nil && (cfg.Driver == DriverURing || !errors.Is(err, poller.ErrNotSupported)) {
+	switch cfg.Driver {
+	case DriverAuto, DriverURing:
+		if cl.p, cl.bufs, err = newRing(cfg); err == nil {
+			cfg.Driver = DriverURing
+			break
+		}
+		if cfg.Driver == DriverURing || !errors.Is(err, poller.ErrNotSupported) {
 			return Result{}, err
 		}
-		if err == nil {
-			cfg.Driver = DriverURing
-		}
-	}
-	if !cl.ring {
+		fallthrough // no io_uring on this kernel: DriverAuto takes epoll
+	case DriverEpoll:
 		cfg.Driver = DriverEpoll
 		if cl.p, err = poller.New(); err != nil {
 			return Result{}, err
 		}
+		cl.rbuf = make([]byte, readSize(cfg.Mode))
 	}
 	cl.cfg = cfg
-	cl.pat = make([]byte, max(len(cl.rbuf), cfg.Size)+patternPeriod)
+	cl.pat = make([]byte, patternSize(cfg)+patternPeriod)
 	for i := range cl.pat {
 		cl.pat[i] = byte(i % patternPeriod)
 	}
@@ -146,7 +161,7 @@ func Run(cfg Config) (Result, error) {
 // loop waits for events and moves the phases along until the window
 // ends.
 func (cl *client) loop() error {
-	events := make([]poller.Event, 1024)
+	events := make([]poller.Event, maxEvents)
 	for {
 		cl.now = time.Since(cl.t0)
 		if err := cl.advance(); err != nil {
@@ -162,7 +177,7 @@ func (cl *client) loop() error {
 		cl.now = time.Since(cl.t0)
 		for _, ev := range events[:n] {
 			c := cl.conns[ev.Token]
-			if cl.ring {
+			if cl.ring() {
 				err = cl.ringHandle(c, ev)
 			} else {
 				err = cl.handle(c, ev.Flags)
@@ -173,6 +188,13 @@ func (cl *client) loop() error {
 		}
 	}
 }
+
+// ring reports whether the client runs on DriverURing.
+func (cl *client) ring() bool { return cl.cfg.Driver == DriverURing }
+
+// streams reports whether c is an active connection of a streaming run
+// (every other connection does ping-pong, an idle one once).
+func (cl *client) streams(c *conn) bool { return c.kind == kindActive && cl.cfg.Mode == Stream }
 
 // waitMillis is how long a wait may sleep: until the next deadline,
 // rounded up to a millisecond, at most maxWait.
@@ -201,6 +223,9 @@ func (cl *client) advance() error {
 			if cl.activeOpen == cl.cfg.Conns {
 				cl.setupTime = cl.now - cl.setupFrom
 				cl.phase, cl.phaseEnd = phaseWarmup, cl.now+cl.cfg.Warmup
+				if !cl.cfg.WindowAt.IsZero() {
+					cl.phaseEnd = max(cl.phaseEnd, cl.cfg.WindowAt.Sub(cl.t0))
+				}
 			}
 		case phaseWarmup:
 			if cl.now < cl.phaseEnd {
@@ -271,7 +296,7 @@ func (cl *client) openMore(kind connKind, want int) error {
 // startWindow resets the counters and reads the CPU clocks.
 func (cl *client) startWindow() error {
 	cl.hist.Reset()
-	cl.messages, cl.bytes = 0, 0
+	cl.messages, cl.bytes, cl.noBuffers = 0, 0, 0
 	cl.counting = true
 	for _, c := range cl.conns {
 		c.mark = c.progress(cl.cfg.Mode)
@@ -298,6 +323,7 @@ func (cl *client) endWindow() error {
 	cl.counting = false
 	r := &cl.res
 	r.Elapsed = cl.now - cl.winStart
+	r.WindowStart = cl.t0.Add(cl.winStart)
 	if cl.cfg.ServerPID > 0 {
 		t, err := procCPUTicks(cl.cfg.ServerPID)
 		if err != nil {
@@ -320,6 +346,7 @@ func (cl *client) endWindow() error {
 		r.IdleOpen = cl.idleOpen
 	}
 	r.Messages, r.Bytes = cl.messages, cl.bytes
+	r.RecvNoBuffers = cl.noBuffers
 	r.P50, r.P99 = cl.hist.Quantile(0.50), cl.hist.Quantile(0.99)
 	r.Max, r.Mean = cl.hist.Max(), cl.hist.Mean()
 	r.Setup = cl.setupTime
@@ -353,8 +380,11 @@ func (cl *client) slowestShare() float64 {
 // closeAll closes every connection with a reset (SO_LINGER 0): a run leaves
 // no TIME_WAIT behind to hold ephemeral ports for the next one.
 //
-// The poller is closed first: a ring's requests hold the sockets' files
-// open, so a socket's reset waits for them to be cancelled.
+// The poller is closed first: a ring's requests, and the slots of its file
+// table (RegisterFile), hold the sockets' files open, and closing the ring
+// cancels the one and empties the other, so no UnregisterFile is needed
+// (nor possible: an update queued now would never be submitted). A
+// socket's reset is sent when the last of them lets its file go.
 func (cl *client) closeAll() error {
 	var errs []error
 	if err := cl.p.Close(); err != nil {

@@ -13,9 +13,12 @@ import (
 // The io_uring driver (DriverURing). A connection's connect is watched by
 // a one-shot poll request; once connected it has one multishot receive
 // armed, filling buffers the client provides, and at most one send in
-// flight. Everything a loop turn queues is submitted by the next Wait,
-// which also collects the completions: one io_uring_enter per turn, where
-// the epoll driver makes a read and a write call per reply.
+// flight (a streaming connection's is all the window has room for); its
+// socket holds a slot of the ring's file table (RegisterFile), so its
+// requests skip the kernel's descriptor lookup. Everything a loop turn
+// queues is submitted by the next Wait, which also collects the
+// completions: one io_uring_enter per turn, where the epoll driver makes a
+// read and a write call per reply.
 
 // Operations, carried beside the connection's id in each request.
 const (
@@ -49,25 +52,25 @@ func ringBufCount(cfg Config) int {
 	return n
 }
 
-// newRing creates the ring and gives it its buffers.
-func (cl *client) newRing() error {
-	n := ringBufCount(cl.cfg)
+// newRing creates the ring and gives it its buffers, which it returns by
+// id.
+func newRing(cfg Config) (*poller.Poller, [][]byte, error) {
+	n := ringBufCount(cfg)
 	p, err := poller.NewURing(poller.URingConfig{Entries: 4096, Buffers: n})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	size := ringBufSize(cl.cfg)
+	size := ringBufSize(cfg)
 	mem := make([]byte, n*size)
-	cl.bufs = make([][]byte, n)
-	for i := range cl.bufs {
-		cl.bufs[i] = mem[i*size : (i+1)*size : (i+1)*size]
-		if _, err := p.ProvideBuffer(uint16(i), cl.bufs[i]); err != nil {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = mem[i*size : (i+1)*size : (i+1)*size]
+		if _, err := p.ProvideBuffer(uint16(i), bufs[i]); err != nil {
 			p.Close()
-			return err
+			return nil, nil, err
 		}
 	}
-	cl.p, cl.ring = p, true
-	return nil
+	return p, bufs, nil
 }
 
 // ringHandle acts on one event of c: its connect's poll, a receive or a
@@ -75,9 +78,8 @@ func (cl *client) newRing() error {
 func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 	switch {
 	case ev.Flags&poller.Done == 0:
-		if c.state != stateConnecting {
-			return nil
-		}
+		// The connect's poll: one-shot, so it reports once, while c is
+		// connecting.
 		if err := cl.connected(c); err != nil {
 			return err
 		}
@@ -87,6 +89,11 @@ func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 		if err := unix.SetNonblock(c.fd, false); err != nil {
 			return os.NewSyscallError("fcntl", err)
 		}
+		// A slot of the ring's file table, for the requests queued from
+		// here on. False (none) leaves them on the plain descriptor: the
+		// table is full or absent. closeAll's closing of the ring empties
+		// the slot.
+		cl.p.RegisterFile(c.fd)
 		if err := cl.p.Recv(c.fd, uint64(c.id), opRecv, 0, true); err != nil {
 			return err
 		}
@@ -101,23 +108,23 @@ func (cl *client) ringHandle(c *conn, ev poller.Event) error {
 			}
 			return os.NewSyscallError("send", unix.Errno(-ev.Res))
 		}
-		if c.kind == kindActive && cl.cfg.Mode == Stream {
+		if cl.streams(c) {
 			c.sent += int64(ev.Res)
 			c.sending = nil
 			break
 		}
-		c.soff += int(ev.Res)
-		if c.soff < len(c.sending) {
-			return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending[c.soff:])
+		c.took += int(ev.Res)
+		if c.took < len(c.sending) {
+			return cl.p.Send(c.fd, uint64(c.id), opSend, c.sending[c.took:])
 		}
-		c.spare, c.sending, c.soff = c.sending[:0], nil, 0
+		c.spare, c.sending, c.took = c.sending[:0], nil, 0
 	default:
 		return fmt.Errorf("completion of unknown operation %d", ev.Op)
 	}
 	if c.sending != nil {
 		return nil
 	}
-	if c.kind == kindActive && cl.cfg.Mode == Stream {
+	if cl.streams(c) {
 		return cl.ringFill(c)
 	}
 	if len(c.wbuf) == 0 {
@@ -134,6 +141,9 @@ func (cl *client) received(c *conn, ev poller.Event) error {
 	switch {
 	case ev.Res == -int32(unix.ENOBUFS):
 		// The ring ran dry (and ended the multishot receive).
+		if cl.counting {
+			cl.noBuffers++
+		}
 	case ev.Res < 0:
 		return os.NewSyscallError("recv", unix.Errno(-ev.Res))
 	case ev.Res == 0:
@@ -156,8 +166,8 @@ func (cl *client) received(c *conn, ev poller.Event) error {
 	return nil
 }
 
-// ringFill sends the next stream chunk, or the rest of the current one, if
-// the window allows a whole chunk more.
+// ringFill sends what the window allows (nextChunk) as c's one send in
+// flight.
 func (cl *client) ringFill(c *conn) error {
 	p, ok := cl.nextChunk(c)
 	if !ok {
