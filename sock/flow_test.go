@@ -53,8 +53,14 @@ func TestWriteLimitRefusesAndKeepsTheConnection(t *testing.T) {
 				if !errors.As(err, &le) || !errors.Is(err, sock.ErrWriteLimit) || le.Limit != limit {
 					t.Fatalf("refused with %v, want a *WriteLimitError for limit %d", err, limit)
 				}
-				if q := srv.QueuedBytes(); q > limit || q+int64(len(chunk)) <= limit {
-					t.Fatalf("refused with %d bytes queued, limit %d, write %d", q, limit, len(chunk))
+				// The refusal is judged on the queue at that instant, which
+				// the error carries: read later, the queue may already have
+				// drained into socket buffers that grew meanwhile.
+				if le.Queued > limit || le.Queued+int64(le.Write) <= limit || le.Write != len(chunk) {
+					t.Fatalf("refused with %d bytes queued, limit %d, write %d (error says write %d)", le.Queued, limit, len(chunk), le.Write)
+				}
+				if q := srv.QueuedBytes(); q > limit {
+					t.Fatalf("%d bytes queued after the refusal, past the limit %d", q, limit)
 				}
 				return
 			}
