@@ -90,7 +90,7 @@ func testFramesStayWhole(t *testing.T, cfg reactor.Config, tp *tlsPair, frames i
 
 	cfg.SeqStart = framesSeqStart
 	e := testutil.Engine(t, cfg)
-	var faults faultLog
+	var faults testutil.Faults
 	slots := make([]chan struct{}, frameWriters)
 	for i := range slots {
 		slots[i] = make(chan struct{}, frameWindow)
@@ -109,7 +109,7 @@ func testFramesStayWhole(t *testing.T, cfg reactor.Config, tp *tlsPair, frames i
 		},
 		onWrite: func(c *reactor.Conn, s seq.Number, n int, err error) {
 			if s != next {
-				faults.add("completion stamped %d after %d: not the next stamp", s, next-1)
+				faults.Add("completion stamped %d after %d: not the next stamp", s, next-1)
 			}
 			next = s.Next()
 			completions++
@@ -156,7 +156,7 @@ func testFramesStayWhole(t *testing.T, cfg reactor.Config, tp *tlsPair, frames i
 		reports <- rep
 	}()
 
-	source := randomBytes(4<<20, 77)
+	source := testutil.RandomBytes(4<<20, 77)
 	var writes, sent atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -172,7 +172,7 @@ func testFramesStayWhole(t *testing.T, cfg reactor.Config, tp *tlsPair, frames i
 				}
 				s, err := srv.Write(bufs...)
 				if err != nil {
-					faults.add("writer %d, frame %d: Write: %v", w, i, err)
+					faults.Add("writer %d, frame %d: Write: %v", w, i, err)
 					return
 				}
 				writes.Add(1)
@@ -215,7 +215,7 @@ func testFramesStayWhole(t *testing.T, cfg reactor.Config, tp *tlsPair, frames i
 	if n := ledger.unsettled(); n != 0 {
 		t.Errorf("%d writes without both a stamp and a completion", n)
 	}
-	faults.report(t)
+	faults.Report(t)
 }
 
 func listenOpts(tp *tlsPair) reactor.ListenOptions {
@@ -308,7 +308,7 @@ func splitLengths(rng *rand.Rand, total, parts int, nonEmpty bool) []int {
 // returned to the writer, so whichever of the two comes second settles
 // the write: checks its byte count and frees the writer's window slot.
 type writeLedger struct {
-	faults *faultLog
+	faults *testutil.Faults
 	slots  []chan struct{}
 	mu     sync.Mutex
 	m      map[seq.Number]ledgerEntry
@@ -322,7 +322,7 @@ type ledgerEntry struct {
 	err     error
 }
 
-func newWriteLedger(f *faultLog, slots []chan struct{}) *writeLedger {
+func newWriteLedger(f *testutil.Faults, slots []chan struct{}) *writeLedger {
 	return &writeLedger{faults: f, slots: slots, m: make(map[seq.Number]ledgerEntry)}
 }
 
@@ -335,7 +335,7 @@ func (l *writeLedger) written(s seq.Number, writer, size int) {
 	case !ok:
 		l.m[s] = ledgerEntry{stamped: true, writer: writer, size: size}
 	case d.stamped:
-		l.faults.add("stamp %d returned by two writes", s)
+		l.faults.Add("stamp %d returned by two writes", s)
 	default:
 		delete(l.m, s)
 		l.settle(s, writer, size, d.n, d.err)
@@ -351,7 +351,7 @@ func (l *writeLedger) completed(s seq.Number, n int, err error) {
 	case !ok:
 		l.m[s] = ledgerEntry{n: n, err: err}
 	case !d.stamped:
-		l.faults.add("two completions for stamp %d", s)
+		l.faults.Add("two completions for stamp %d", s)
 	default:
 		delete(l.m, s)
 		l.settle(s, d.writer, d.size, n, err)
@@ -362,7 +362,7 @@ func (l *writeLedger) completed(s seq.Number, n int, err error) {
 // so freeing it never blocks.
 func (l *writeLedger) settle(s seq.Number, writer, size, n int, err error) {
 	if err != nil || n != size {
-		l.faults.add("write %d (writer %d) completed with %d bytes, error %v; want %d, nil", s, writer, n, err, size)
+		l.faults.Add("write %d (writer %d) completed with %d bytes, error %v; want %d, nil", s, writer, n, err, size)
 	}
 	<-l.slots[writer]
 }
@@ -435,31 +435,5 @@ func readFrames(c net.Conn, writers int, stall time.Duration) frameReport {
 			rep.frames++
 		}
 		want[id] = counter + 1
-	}
-}
-
-// faultLog collects failures seen on goroutines that must not stop the
-// test (I/O threads, writers), keeping the first few.
-type faultLog struct {
-	mu    sync.Mutex
-	n     int
-	first []string
-}
-
-func (f *faultLog) add(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	if len(f.first) < 5 {
-		f.first = append(f.first, fmt.Sprintf(format, args...))
-	}
-}
-
-func (f *faultLog) report(t *testing.T) {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n > 0 {
-		t.Errorf("%d faults; the first: %s", f.n, strings.Join(f.first, "; "))
 	}
 }

@@ -37,7 +37,7 @@ func goid() string {
 func TestSubmitResultsComeBackInOrderOnTheIOSide(t *testing.T) {
 	const conns, perConn = 8, 200
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2, BlockingWorkers: 8})
-	var faults faultLog
+	var faults testutil.Faults
 	var doneAll sync.WaitGroup
 	doneAll.Add(conns)
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
@@ -54,10 +54,10 @@ func TestSubmitResultsComeBackInOrderOnTheIOSide(t *testing.T) {
 					return [2]string{fmt.Sprint(i), goid()}
 				}, func(c *reactor.Conn, v [2]string) {
 					if v[0] != fmt.Sprint(next) {
-						faults.add("result %s delivered when %d was due", v[0], next)
+						faults.Add("result %s delivered when %d was due", v[0], next)
 					}
 					if v[1] == goid() {
-						faults.add("done ran on the worker's goroutine")
+						faults.Add("done ran on the worker's goroutine")
 					}
 					next++
 					if next == perConn {
@@ -65,7 +65,7 @@ func TestSubmitResultsComeBackInOrderOnTheIOSide(t *testing.T) {
 					}
 				})
 				if err != nil {
-					faults.add("Submit: %v", err)
+					faults.Add("Submit: %v", err)
 				}
 			}
 			for range perConn {
@@ -81,7 +81,7 @@ func TestSubmitResultsComeBackInOrderOnTheIOSide(t *testing.T) {
 		defer c.Close()
 	}
 	testutil.WaitGroup(t, &doneAll, 30*time.Second, "every result")
-	faults.report(t)
+	faults.Report(t)
 	if s := e.Stats().Blocking; s.Completed < conns*perConn || s.Workers != 8 {
 		t.Errorf("pool stats %+v", s)
 	}

@@ -81,15 +81,10 @@ func dial(t *testing.T, addr string) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// wait returns the next value from ch, failing t after 20 s.
 func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(20 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testutil.Await(t, ch, 20*time.Second, what)
 }
 
 // TestHalfCloseByPeer: the client writes N bytes and shuts down its write
@@ -99,7 +94,7 @@ func TestHalfCloseByPeer(t *testing.T) {
 	_, addr := listenEcho(t, reactor.Config{IOThreads: 2})
 	for _, n := range []int{1, 1000, 1 << 20} {
 		c := dial(t, addr)
-		msg := randomBytes(n, uint64(n))
+		msg := testutil.RandomBytes(n, uint64(n))
 		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +118,7 @@ func TestHalfCloseByPeer(t *testing.T) {
 func TestCloseWriteByEngine(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	const n = 3 << 20
-	msg := randomBytes(n, 3)
+	msg := testutil.RandomBytes(n, 3)
 	got := make(chan []byte, 1)
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
 		onOpen: func(c *reactor.Conn) {
@@ -325,18 +320,9 @@ func TestPanicInCallbackClosesOnlyThatConnection(t *testing.T) {
 	}
 }
 
+// echoOn sends msg on c and reads the same bytes back.
 func echoOn(c net.Conn, msg []byte) error {
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return err
-	}
-	if !bytes.Equal(got, msg) {
-		return errors.New("echo differs")
-	}
-	return nil
+	return testutil.RoundTrip(c, msg, make([]byte, len(msg)))
 }
 
 // TestGracefulCloseFlushesQueue: Close with megabytes still queued sends
@@ -344,7 +330,7 @@ func echoOn(c net.Conn, msg []byte) error {
 func TestGracefulCloseFlushesQueue(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	const n = 16 << 20
-	msg := randomBytes(n, 5)
+	msg := testutil.RandomBytes(n, 5)
 	closed := make(chan error, 1)
 	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
 		onOpen: func(c *reactor.Conn) {

@@ -14,7 +14,7 @@ import (
 // TestDialEchoThroughEngine: the engine as client and as server.
 func TestDialEchoThroughEngine(t *testing.T) {
 	e, addr := listenEcho(t, reactor.Config{IOThreads: 2})
-	msg := randomBytes(1<<20, 9)
+	msg := testutil.RandomBytes(1<<20, 9)
 	got := make(chan []byte, 1)
 	_, err := e.Dial(addr, &funcHandler{
 		onOpen: func(c *reactor.Conn) {

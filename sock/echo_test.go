@@ -2,7 +2,6 @@ package sock_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -72,7 +71,7 @@ func echoOnce(addr string, size int, seed uint64) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	msg := randomBytes(size, seed)
+	msg := testutil.RandomBytes(size, seed)
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(msg)
@@ -89,14 +88,6 @@ func echoOnce(addr string, size int, seed uint64) error {
 		return &mismatchError{size: size}
 	}
 	return nil
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	b := make([]byte, n)
-	rand.NewChaCha8(key).Read(b)
-	return b
 }
 
 type mismatchError struct{ size int }

@@ -48,7 +48,7 @@ func echoRun(t *testing.T, e *reactor.Engine) []string {
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			var sb strings.Builder
 			for k := 1; k <= 64; k++ {
-				msg := randomBytes(k*97, uint64(i*1000+k))
+				msg := testutil.RandomBytes(k*97, uint64(i*1000+k))
 				if _, err := c.Write(msg); err != nil {
 					errs <- err
 					return

@@ -187,7 +187,7 @@ func TestRingStashKeepsOrderForSlowReaders(t *testing.T) {
 	// Small writes, so that arrivals stay below a buffer and the receive
 	// stays multishot; the reader asks only every 2 ms.
 	const total, chunk = 256 << 10, 256
-	msg := randomBytes(total, 7)
+	msg := testutil.RandomBytes(total, 7)
 	go func() {
 		for off := 0; off < total; off += chunk {
 			client.Write(msg[off : off+chunk])

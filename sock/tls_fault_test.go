@@ -98,7 +98,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // connection after another, until stop is closed; it returns how many
 // echoes succeeded and the first error.
 func goodTLSClients(addr string, cfg *tls.Config, stop <-chan struct{}) (ok int, err error) {
-	msg := randomBytes(4096, 11)
+	msg := testutil.RandomBytes(4096, 11)
 	got := make([]byte, len(msg))
 	for i := 0; ; i++ {
 		select {
@@ -200,11 +200,11 @@ func TestTLSMalformedClientHello(t *testing.T) {
 			return err
 		}},
 		{"garbage-random", func(c *net.TCPConn) error {
-			_, err := c.Write(randomBytes(8192, 3))
+			_, err := c.Write(testutil.RandomBytes(8192, 3))
 			return err
 		}},
 		{"garbage-after-hello", func(c *net.TCPConn) error {
-			_, err := c.Write(append(bytes.Clone(hello), randomBytes(600, 5)...))
+			_, err := c.Write(append(bytes.Clone(hello), testutil.RandomBytes(600, 5)...))
 			return err
 		}},
 		{"alert-mid-handshake", func(c *net.TCPConn) error {
@@ -365,7 +365,7 @@ func FuzzTLSInboundSplits(f *testing.F) {
 	}
 	addr := ln.Addr().String()
 	lnFDs := int64(sock.ListenerFDs)
-	src := randomBytes(maxPayload+1, 21)
+	src := testutil.RandomBytes(maxPayload+1, 21)
 	cfg13 := p.client.Clone()
 	cfg13.ServerName = "127.0.0.1"
 	cfg13.MinVersion = tls.VersionTLS13

@@ -107,14 +107,8 @@ func benchmarkWrite(b *testing.B, nbufs, size int) {
 	awaitB(b, closed, "OnClose")
 }
 
-// awaitB is wait for a benchmark.
+// awaitB is wait for a benchmark, with a minute's bound.
 func awaitB[T any](b *testing.B, ch <-chan T, what string) T {
 	b.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(time.Minute):
-		b.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testutil.Await(b, ch, time.Minute, what)
 }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 )
+
+// ErrEchoDiffers is what RoundTrip's error wraps when the echo came back
+// whole but not as sent (its other errors are c's).
+var ErrEchoDiffers = errors.New("testutil: echo differs")
 
 // RoundTrip writes msg on c, reads len(msg) bytes back into got (which
 // must be as long) and compares them: one echo, checked.
@@ -20,7 +25,7 @@ func RoundTrip(c io.ReadWriter, msg, got []byte) error {
 		return err
 	}
 	if !bytes.Equal(got[:len(msg)], msg) {
-		return fmt.Errorf("testutil: echo of %d bytes differs", len(msg))
+		return fmt.Errorf("%w: %d bytes sent", ErrEchoDiffers, len(msg))
 	}
 	return nil
 }
@@ -60,5 +65,19 @@ func WaitGroup(t testing.TB, wg *sync.WaitGroup, d time.Duration, what string) {
 	case <-ch:
 	case <-time.After(d):
 		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// Await returns the next value from ch, failing t after d.
+func Await[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+		panic("unreachable")
 	}
 }

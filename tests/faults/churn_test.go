@@ -175,8 +175,5 @@ func churnOnce(addr string, msg, got []byte) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := testutil.RoundTrip(c, msg, got); err != nil {
-		return err
-	}
-	return nil
+	return testutil.RoundTrip(c, msg, got)
 }

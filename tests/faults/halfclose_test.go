@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,18 +16,18 @@ import (
 	"github.com/ioreactor/reactor/internal/testutil"
 )
 
-// TestHalfCloseTrials: 10,000 connections (1,000 with -short, 2,000 on
-// Windows), 64 at a time. Each client writes one message of a random size from 1 B to
-// 64 KiB and shuts down its write side; the echo server must return every
-// byte, then EOF. Every connection gets exactly one OnClose, with no
-// error (the server closes gracefully after its echo has gone out), and
-// the engine ends with nothing open.
+// TestHalfCloseTrials: 10,000 connections (1,000 with -short, 2,000
+// under Wine), 64 at a time. Each client writes one message of a random
+// size from 1 B to 64 KiB and shuts down its write side; the echo server
+// must return every byte, then EOF. Every connection gets exactly one
+// OnClose, with no error (the server closes gracefully after its echo has
+// gone out), and the engine ends with nothing open.
 func TestHalfCloseTrials(t *testing.T) {
 	trials := 10_000
 	switch {
 	case testing.Short():
 		trials = 1_000
-	case runtime.GOOS == "windows":
+	case underWine():
 		// Under Wine a connection costs wineserver round trips: 10,000
 		// took 80 s.
 		trials = 2_000
@@ -63,7 +62,7 @@ func TestHalfCloseTrials(t *testing.T) {
 
 	// Messages are slices of one random block at random offsets, so
 	// bytes of one connection cannot pass for another's.
-	block := randomBlock(2*maxSize, 7)
+	block := testutil.RandomBytes(2*maxSize, 7)
 	rng := rand.New(rand.NewPCG(7, 8))
 	type trial struct{ off, size int }
 	plan := make([]trial, trials)

@@ -43,11 +43,12 @@ type impairedProxy struct {
 	ln     net.Listener
 	target string
 	imp    impairment
-	wg     sync.WaitGroup
+	stop   func() // closes ln and waits for the relays
 	resets atomic.Int32
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu     sync.Mutex
+	closed bool // by close: a relay that starts later closes its own
+	conns  []net.Conn
 }
 
 // startProxy forwards connections on a new loopback port to target,
@@ -59,31 +60,26 @@ func startProxy(t *testing.T, target string, imp impairment) *impairedProxy {
 		t.Fatal(err)
 	}
 	p := &impairedProxy{ln: ln, target: target, imp: imp}
-	p.wg.Go(p.serve)
+	p.stop = testutil.Serve(t, ln, func(c net.Conn) { p.relay(c.(*net.TCPConn)) })
+	// Cleanups run last in, first out: this one, before Serve's own, so
+	// the relays' connections are closed before it waits for them.
 	t.Cleanup(p.close)
 	return p
 }
 
 func (p *impairedProxy) addr() string { return p.ln.Addr().String() }
 
+// close closes the listener, then every relayed connection, and waits
+// for the relays.
 func (p *impairedProxy) close() {
 	p.ln.Close()
 	p.mu.Lock()
+	p.closed = true
 	for _, c := range p.conns {
 		c.Close()
 	}
 	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func (p *impairedProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Go(func() { p.relay(c.(*net.TCPConn)) })
-	}
+	p.stop()
 }
 
 // relay connects one client to the target and pumps both directions;
@@ -96,6 +92,12 @@ func (p *impairedProxy) relay(client *net.TCPConn) {
 	}
 	server := s.(*net.TCPConn)
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		client.Close()
+		server.Close()
+		return
+	}
 	p.conns = append(p.conns, client, server)
 	p.mu.Unlock()
 	var once sync.Once
@@ -254,7 +256,7 @@ func TestImpairedStreamsStayWhole(t *testing.T) {
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			werr := make(chan error, 1)
 			go func() {
-				_, err := c.Write(randomBlock(size, 9))
+				_, err := c.Write(testutil.RandomBytes(size, 9))
 				werr <- err
 			}()
 			got, rerr := io.ReadAll(c)
@@ -308,7 +310,7 @@ func TestImpairedStreamsStayWhole(t *testing.T) {
 // expects a clean end of stream from the echo.
 func echoWhole(c net.Conn, size int, seed uint64, closeWrite func() error) error {
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	msg := randomBlock(size, seed)
+	msg := testutil.RandomBytes(size, seed)
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(msg)

@@ -44,7 +44,7 @@ func testPeerReset(t *testing.T, reading bool) {
 		t.Fatal(err)
 	}
 	cl := dialSized(t, ln.Addr().String(), sockSizes{}) // never reads
-	c := await(t, srv.queued, 20*time.Second, "the server to queue its writes")
+	c := testutil.Await(t, srv.queued, 20*time.Second, "the server to queue its writes")
 
 	// The kernel takes what the socket buffers hold; the rest stays queued.
 	queued, last, since := int64(0), int64(-1), time.Now()
@@ -67,7 +67,7 @@ func testPeerReset(t *testing.T, reading bool) {
 		t.Fatal(err)
 	}
 	cl.Close()
-	err = await(t, srv.closed, 20*time.Second, "OnClose after the peer's reset")
+	err = testutil.Await(t, srv.closed, 20*time.Second, "OnClose after the peer's reset")
 	if err == nil {
 		t.Fatal("OnClose after a peer reset reported no error")
 	}

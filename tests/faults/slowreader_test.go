@@ -23,7 +23,7 @@ func TestCloseWith8MiBQueuedToSlowReader(t *testing.T) {
 	if testing.Short() {
 		size = 2 << 20
 	}
-	msg := randomBlock(size, 11)
+	msg := testutil.RandomBytes(size, 11)
 
 	// Every byte, then EOF, well within a 30 s linger; the process uses
 	// well under one CPU while the close waits for the reader.
@@ -41,11 +41,11 @@ func TestCloseWith8MiBQueuedToSlowReader(t *testing.T) {
 		if !bytes.Equal(got, msg) {
 			t.Fatalf("read %d bytes then EOF, but not the %d written", len(got), size)
 		}
-		cl := await(t, srv.closed, 10*time.Second, "OnClose")
+		cl := testutil.Await(t, srv.closed, 10*time.Second, "OnClose")
 		if cl.err != nil {
 			t.Fatalf("graceful close with a slow reader ended with %v", cl.err)
 		}
-		took := cl.at.Sub(await(t, srv.closing, time.Second, "the time of Close"))
+		took := cl.at.Sub(testutil.Await(t, srv.closing, time.Second, "the time of Close"))
 		if took >= linger {
 			t.Fatalf("close took %v, not within the %v linger", took, linger)
 		}
@@ -67,12 +67,12 @@ func TestCloseWith8MiBQueuedToSlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		span := startCPU(t)
-		cl := await(t, srv.closed, 10*time.Second, "OnClose after the linger bound")
+		cl := testutil.Await(t, srv.closed, 10*time.Second, "OnClose after the linger bound")
 		checkNoSpin(t, span, "stalled close")
 		if !errors.Is(cl.err, sock.ErrLingerTimeout) {
 			t.Fatalf("close reason %v, want ErrLingerTimeout", cl.err)
 		}
-		took := cl.at.Sub(await(t, srv.closing, time.Second, "the time of Close"))
+		took := cl.at.Sub(testutil.Await(t, srv.closing, time.Second, "the time of Close"))
 		if took < linger || took > linger+slack {
 			t.Fatalf("aborted %v after Close, want between the %v linger and %v more", took, linger, slack)
 		}

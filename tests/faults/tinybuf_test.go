@@ -35,7 +35,7 @@ func TestTinySocketBuffersNoLossNoSpin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := randomBlock(size, 13)
+	msg := testutil.RandomBytes(size, 13)
 	// Loopback's segments are 64 KiB, and a window that can never hold
 	// one crawls at the pace of TCP's zero-window probes, whatever the
 	// server (Go's net echo moves 190 KB in 10 s so): the client
@@ -79,7 +79,7 @@ func TestTinySocketBuffersNoLossNoSpin(t *testing.T) {
 			len(got), size, err, why, st.ConnsOpen, st.SendWaits, st.RecvRetries, st.Ring)
 	}
 	checkNoSpin(t, span, "tiny buffers")
-	if err := await(t, werr, 10*time.Second, "the writer"); err != nil {
+	if err := testutil.Await(t, werr, 10*time.Second, "the writer"); err != nil {
 		t.Fatalf("writing: %v", err)
 	}
 	if !bytes.Equal(got, msg) {
@@ -89,7 +89,7 @@ func TestTinySocketBuffersNoLossNoSpin(t *testing.T) {
 		}
 		t.Fatalf("read %d bytes then EOF, want the %d written; first difference at byte %d", len(got), size, i)
 	}
-	if err := await(t, closed, 10*time.Second, "the echo's OnClose"); err != nil {
+	if err := testutil.Await(t, closed, 10*time.Second, "the echo's OnClose"); err != nil {
 		t.Fatalf("the echo ended with %v, want a graceful close", err)
 	}
 	t.Logf("%d KiB echoed through 1 KiB buffers", size>>10)

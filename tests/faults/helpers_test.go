@@ -1,14 +1,14 @@
 package faults_test
 
-// Helpers of the fault tests in reset_test.go, halfclose_test.go,
-// slowreader_test.go, tinybuf_test.go and emfile_linux_test.go. The
-// platform halves (socket options before connect, process CPU time, what
-// a reset looks like) are in faults_a_helpers_linux_test.go and
-// faults_a_helpers_windows_test.go.
+// Helpers of the fault tests: clients with socket options set before
+// they connect, the process's CPU time over a stretch, and a bounded
+// poll. The platform halves (socket options before connect, process CPU
+// time, what a reset looks like, whether Wine runs the tests) are in
+// helpers_linux_test.go and helpers_windows_test.go; helpers shared with
+// other packages' tests (a fault tally, bounded waits, reproducible
+// bytes, an echo round trip) are in internal/testutil.
 
 import (
-	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"syscall"
 	"testing"
@@ -98,23 +98,14 @@ func checkNoSpin(t *testing.T, s cpuSpan, what string) {
 	}
 }
 
-// randomBlock returns n random bytes from seed.
-func randomBlock(n int, seed uint64) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	b := make([]byte, n)
-	rand.NewChaCha8(key).Read(b)
-	return b
-}
-
-// await returns the next value from ch, or fails t after d.
-func await[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+// waitCond polls cond until it holds, failing t after d.
+func waitCond(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(d):
-		t.Fatalf("timed out after %v waiting for %s", d, what)
-		panic("unreachable")
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
