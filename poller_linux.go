@@ -16,7 +16,7 @@ func newPoller(b Backend, cfg Config) func() (*poller.Poller, error) {
 	slots := cfg.RingSlots
 	if slots <= 0 {
 		slots = 1
-		for slots < max(cfg.RingBuffers, 64) {
+		for slots < max(cfg.RingBuffers, DefaultRingBuffers) {
 			slots *= 2
 		}
 	}

@@ -87,13 +87,14 @@ type Config struct {
 	// it and epoll otherwise. Windows always uses IOCP.
 	Backend Backend
 	// RingBuffers is how many pooled buffers each I/O thread lends its
-	// io_uring for receives at first (BackendURing); 0 means 64. A thread
+	// io_uring for receives at first (BackendURing); 0 means
+	// DefaultRingBuffers. A thread
 	// doubles its loan each time a receive finds no buffer, up to
 	// RingSlots.
 	RingBuffers int
 	// RingSlots bounds the buffers an I/O thread may lend its ring: a
-	// power of two, at most 32768; 0 means RingBuffers rounded up to a
-	// power of two. Every buffer the kernel has written stays resident, so
+	// power of two, at most 32768; 0 means RingBuffers, at least
+	// DefaultRingBuffers, rounded up to a power of two. Every buffer the kernel has written stays resident, so
 	// the default lends a fixed 64: they cover 1,000 busy connections per
 	// thread (a receive that finds none is queued again) and keep the
 	// cache warm; raise both for bursts wider than that.
@@ -189,6 +190,10 @@ func ParseBackend(s string) (Backend, error) {
 	return 0, fmt.Errorf("reactor: unknown backend %q (want auto, epoll, uring or iocp)", s)
 }
 
+// DefaultRingBuffers is Config.RingBuffers when left 0, and with RingSlots
+// left 0 the most buffers an I/O thread lends its io_uring.
+const DefaultRingBuffers = 64
+
 // Engine owns the I/O threads, the buffer pool and every socket made
 // through it.
 type Engine struct {
@@ -244,7 +249,7 @@ func New(cfg Config) (*Engine, error) {
 		NoDelay:     !cfg.Delay,
 		Shared:      platformShared(cfg),
 		Ring:        ring,
-		RingBuffers: cmp.Or(cfg.RingBuffers, 64),
+		RingBuffers: cmp.Or(cfg.RingBuffers, DefaultRingBuffers),
 
 		WriteLimit:       cfg.WriteLimit,
 		BlockingWorkers:  cfg.BlockingWorkers,

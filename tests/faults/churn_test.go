@@ -15,13 +15,13 @@ import (
 	"github.com/ioreactor/reactor/internal/testutil"
 )
 
-// churnCycles sets TestChurn200k's count of cycles. The default is a
+// churnCycles sets TestChurn's count of cycles. The default is a
 // quarter of the 200,000 the test is named for: on this project's
 // machines (2 CPUs, shared) 200,000 under -race took 62 s on io_uring and
 // 154 s on epoll, past the minute a test may take in CI.
-var churnCycles = flag.Int("churn", 0, "TestChurn200k's connect/echo/close cycles; 0 means 50,000 (20,000 with -short); 200000 is the full run")
+var churnCycles = flag.Int("churn", 0, "TestChurn's connect/echo/close cycles; 0 means 50,000 (20,000 with -short); 200000 is the full run")
 
-// TestChurn200k: connect, echo 64 bytes, close, 256 at a time: 50,000
+// TestChurn: connect, echo 64 bytes, close, 256 at a time: 50,000
 // cycles by default, 20,000 with -short, 200,000 with -churn 200000 (the
 // count is a flag because the full run takes over a minute under -race;
 // see churnCycles). The server counts an OnClose for every OnOpen and
@@ -33,7 +33,7 @@ var churnCycles = flag.Int("churn", 0, "TestChurn200k's connect/echo/close cycle
 // by each connection would break that bound from 20,000 cycles on; a
 // goroutine or a descriptor leaked would fail the baseline check at once.
 // Under Wine, which made about 250 cycles a second, the count is 10,000.
-func TestChurn200k(t *testing.T) {
+func TestChurn(t *testing.T) {
 	cycles := 50_000
 	if testing.Short() {
 		cycles = 20_000
@@ -107,7 +107,7 @@ func pooledBytes(e *reactor.Engine) uint64 {
 }
 
 // heapSlack is the least growth of the live heap outside the buffer pool
-// that TestChurn200k allows. That heap is only about 540 KiB after the
+// that TestChurn allows. That heap is only about 540 KiB after the
 // warm-up, and runs on this machine grew it by 35 to 72 KiB whatever the
 // count of cycles, 20,000 or 200,000: a step, not a leak. 128 KiB is
 // under a byte a connection at 200,000 cycles, and at 20,000 still less

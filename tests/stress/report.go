@@ -91,21 +91,22 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 	}
 }
 
-// ringLoan is the buffers each I/O thread lends its io_uring at most in
-// the stress run's configuration (the engine's default RingSlots).
-const ringLoan = 64
-
 // buffersBound is the most buffers an echo run may hold at once: per
 // connection, its reads (each up to ReadChain buffers) and the echo of
 // what the client has in flight (its window) queued for writing, one
-// buffer of slack for a partly filled one; per thread, the ring's loan.
+// buffer of slack for a partly filled one; per thread on io_uring, the
+// ring's loan (the run leaves RingSlots at its default).
 // A run past it is holding buffers it should have released, even if it
 // releases them by the end.
 func (r *Report) buffersBound(threads int) int64 {
 	c := r.Config
 	size := max(c.BufferSize, 1)
 	perConn := max(c.Reads, 1)*max(c.ReadChain, 1) + (c.Window+size-1)/size + 1
-	return int64(c.Conns*perConn + threads*ringLoan)
+	loan := 0
+	if r.Backend == reactor.BackendURing.String() {
+		loan = reactor.DefaultRingBuffers
+	}
+	return int64(c.Conns*perConn + threads*loan)
 }
 
 func takeProcess() ProcessCounters {
