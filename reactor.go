@@ -110,9 +110,10 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// BlockingWorkers bounds how many functions handed to Submit run at
 	// once, and BlockingQueue how many more may wait; 0 means 64 and
-	// 65,536. HandshakeWorkers bounds the TLS handshakes in progress at
-	// once (more wait their turn); 0 means 64. Each pool is made on first
-	// use.
+	// 65,536. HandshakeWorkers bounds the TLS handshakes computing at
+	// once (more wait their turn); a handshake waiting for its peer's
+	// bytes holds none, so stalled peers cannot starve the others. 0 means
+	// 64. Each pool is made on first use.
 	BlockingWorkers, BlockingQueue, HandshakeWorkers int
 	// WriteLimit bounds the bytes each connection holds queued for a peer
 	// that does not read (ListenOptions and DialOptions may override it):

@@ -72,6 +72,8 @@ type Blocking struct {
 	mu         lock.Mutex[blockingMu]
 	running    int
 	queue      fnQueue
+	parked     int             // functions inside Park, holding no slot (resuming ones included)
+	resumers   []chan struct{} // parked functions waiting for a slot back, oldest first
 	peakQueued int
 	completed  uint64
 	panics     uint64
@@ -90,6 +92,7 @@ type BlockingStats struct {
 	Workers    int    // most functions run at once: the bound the pool was made with
 	Running    int    // functions running now; a worker between two functions counts
 	Queued     int    // functions waiting for a worker now
+	Parked     int    // functions inside Park now: waiting, and holding no worker
 	PeakQueued int    // highest Queued seen
 	Completed  uint64 // functions finished: returned, panicked or ended by runtime.Goexit
 	Panics     uint64 // functions that panicked; the panics were recovered
@@ -234,15 +237,81 @@ func (b *Blocking) finish(panicked bool) func() {
 	if panicked {
 		b.panics++
 	}
-	next := b.queue.pop()
-	if next == nil {
-		b.running--
-		if b.stopped && b.running == 0 {
-			b.closeIdle()
-		}
-	}
+	next := b.handOff()
 	b.mu.Unlock()
 	return next
+}
+
+// handOff passes on a slot its holder no longer needs: to the parked
+// function that has waited longest to resume (handOff returns nil, the
+// slot is that function's now), or else to the first function in the
+// queue (handOff returns it, for the caller to run in the slot), or else
+// back to the pool. Call it with mu held.
+//
+// Parked functions go first because each is work already under way,
+// holding memory (a TLS handshake, its buffers), and finishing it frees
+// that sooner than starting more would.
+func (b *Blocking) handOff() func() {
+	if len(b.resumers) > 0 {
+		ch := b.resumers[0]
+		b.resumers[0] = nil
+		b.resumers = b.resumers[1:]
+		b.parked--
+		close(ch)
+		return nil
+	}
+	if next := b.queue.pop(); next != nil {
+		return next
+	}
+	b.running--
+	if b.stopped && b.running == 0 && b.parked == 0 {
+		b.closeIdle()
+	}
+	return nil
+}
+
+// Park runs wait with the calling function's worker given back to the
+// pool: while wait blocks, another function can run in its place. When
+// wait returns, Park waits for a worker again (ahead of the queue: see
+// handOff) and then returns, so the function goes on within the bound.
+// Use it around a wait whose end is up to someone else, a peer that may
+// never answer, so that such waits cannot occupy every worker and starve
+// the functions queued behind them; the TLS handshake waits for the
+// peer's bytes this way (docs/filters.md). Parked functions count in
+// Stats().Parked, not in Running, and Stop waits for them as for the rest.
+//
+// Park must be called by a function the pool is running, on that
+// function's own goroutine, and with no lock held that the function that
+// takes its worker could need. If wait panics, Park still takes a worker
+// back before the panic goes on to the pool, which recovers it.
+func (b *Blocking) Park(wait func()) {
+	b.mu.Lock()
+	b.parked++
+	next := b.handOff()
+	b.mu.Unlock()
+	if next != nil {
+		b.start(next)
+	}
+	defer b.resume()
+	wait()
+}
+
+// resume takes a worker back for a parked function: at once if one is
+// free, or else in turn, from the function that gives one up next.
+func (b *Blocking) resume() {
+	b.mu.Lock()
+	if b.running < b.workers {
+		// A slot is free, so nothing waits for one: the queue and the
+		// resumers fill only while every slot is taken.
+		b.running++
+		b.parked--
+		b.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	b.resumers = append(b.resumers, ch)
+	b.mu.Unlock()
+	<-ch // handOff has made the slot ours
 }
 
 // closeIdle wakes Stop: the pool is stopped and no loop is left. Call it
@@ -272,7 +341,7 @@ func (b *Blocking) Stop(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	b.mu.Lock()
 	b.stopped = true
-	if b.running == 0 {
+	if b.running == 0 && b.parked == 0 {
 		b.closeIdle()
 	}
 	b.mu.Unlock()
@@ -287,14 +356,14 @@ func (b *Blocking) Stop(timeout time.Duration) error {
 	// Decide on the state now rather than on which case fired: the
 	// last function may have finished just as the timer did.
 	b.mu.Lock()
-	running, queued := b.running, b.queue.n
+	running, queued, parked := b.running, b.queue.n, b.parked
 	b.mu.Unlock()
-	if running > 0 {
+	if running > 0 || parked > 0 {
 		// Release does not wait: the busy ants workers exit when their
 		// loops have emptied the queue, and nothing else needs one.
 		b.releaseOnce.Do(b.ants.Release)
-		return fmt.Errorf("pool: blocking pool Stop timed out after %v with work left, which will still run: %d running, %d queued: %w",
-			timeout, running, queued, context.DeadlineExceeded)
+		return fmt.Errorf("pool: blocking pool Stop timed out after %v with work left, which will still run: %d running, %d queued, %d parked: %w",
+			timeout, running, queued, parked, context.DeadlineExceeded)
 	}
 	var err error
 	b.releaseOnce.Do(func() {
@@ -314,6 +383,7 @@ func (b *Blocking) Stats() BlockingStats {
 		Workers:    b.workers,
 		Running:    b.running,
 		Queued:     b.queue.n,
+		Parked:     b.parked,
 		PeakQueued: b.peakQueued,
 		Completed:  b.completed,
 		Panics:     b.panics,

@@ -6,8 +6,9 @@ package sock
 //
 // The handshake cannot be resumed step by step, so it runs on the
 // engine's handshake pool, where crypto/tls may block in the pipe's Read
-// until the I/O thread feeds it; its result comes back to the
-// connection's delivery. After it, records are decrypted on the I/O
+// until the I/O thread feeds it, its worker given back meanwhile
+// (pool.Blocking.Park); its result comes back to the connection's
+// delivery. After it, records are decrypted on the I/O
 // thread: the pipe's Read then answers "would block" with a temporary
 // net.Error when it runs dry, which crypto/tls keeps out of its sticky
 // error state and treats as "try later", holding any partial record.
@@ -80,7 +81,12 @@ func (f *tlsFilter) Open(l *Layer) {
 	} else {
 		f.conn = tls.Client(&f.pipe, f.cfg)
 	}
-	err := submitOn(c, true, f.handshake, func(_ *Conn, err error) { f.handshakeDone(l, err) })
+	hp, err := c.env.blockingPool(true)
+	if err == nil {
+		// While the handshake waits for the peer it holds no worker.
+		f.pipe.park, f.pipe.waitFn = hp.Park, f.pipe.waitForBytes
+		err = submitOn(c, true, f.handshake, func(_ *Conn, err error) { f.handshakeDone(l, err) })
+	}
 	if err != nil {
 		c.env.Counters.TLSFailures.Add(1)
 		l.Fail(fmt.Errorf("sock: TLS handshake not started: %w", err))
@@ -339,7 +345,12 @@ type tlsPipe struct {
 	// eager: during the handshake, each write is sent at once (crypto/tls
 	// writes a whole flight per call, then waits for the answer).
 	eager, nonblock bool
-	local, remote   net.Addr
+	// park gives the handshake's worker back while Read waits for the
+	// peer (pool.Blocking.Park of the handshake pool, set before the
+	// handshake starts), and waitFn is that wait.
+	park          func(wait func())
+	waitFn        func()
+	local, remote net.Addr
 }
 
 // tlsPipeMu is the lock class of tlsPipe.mu (internal/lock).
@@ -402,7 +413,12 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		case p.nonblock:
 			return 0, errWouldBlock
 		}
-		p.cond.Wait()
+		// Only the handshake, on its worker, gets here (nonblock is set
+		// after it). A peer that stalls, or never sends a byte, must not
+		// keep a worker from the handshakes behind it.
+		p.mu.Unlock()
+		p.park(p.waitFn)
+		p.mu.Lock()
 	}
 	n := 0
 	for n < len(b) && !p.in.empty() {
@@ -416,6 +432,16 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// waitForBytes waits, outside Read's lock, until Read has something to
+// answer: bytes, end of stream, or the pipe's close.
+func (p *tlsPipe) waitForBytes() {
+	p.mu.Lock()
+	for p.in.empty() && !p.shut && !p.eof && !p.nonblock {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
 }
 
 func (p *tlsPipe) Write(b []byte) (int, error) {

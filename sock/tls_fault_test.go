@@ -281,6 +281,76 @@ func TestTLSMalformedClientHello(t *testing.T) {
 	}
 }
 
+// TestTLSStalledHandshakesHoldNoWorker: peers that open a connection and
+// then say nothing, or stop halfway through their ClientHello, wait for
+// their bytes without a handshake worker (pool.Blocking.Park). With two
+// workers and six such peers, a good client still completes its handshake
+// and echoes, while every stalled one is still waiting (their timeout is a
+// minute); when they hang up, each fails and is counted.
+func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
+	const workers, stalled = 2, 6
+	p := newTLSPair(t)
+	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1, HandshakeWorkers: workers},
+		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: time.Minute}})
+	hello := captureClientHello(t, p.client)
+
+	var peers []net.Conn
+	defer func() {
+		for _, c := range peers {
+			c.Close()
+		}
+	}()
+	for i := range stalled {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, c)
+		if i%2 == 1 {
+			if _, err := c.Write(hello[:len(hello)/2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !waitFor(10*time.Second, func() bool {
+		h := e.Stats().Handshakes
+		return h.Running+h.Queued+h.Parked == stalled
+	}) {
+		t.Fatalf("stalled handshakes not all begun: %+v", e.Stats().Handshakes)
+	}
+
+	// Before Park, these six held both workers until their timeout, and
+	// this handshake waited behind them.
+	d := &net.Dialer{Timeout: 10 * time.Second} // covers the handshake
+	c, err := tls.DialWithDialer(d, "tcp", addr, p.client)
+	if err != nil {
+		t.Fatalf("a good client, behind %d stalled handshakes and %d workers: %v", stalled, workers, err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	err = testutil.RoundTrip(c, testutil.RandomBytes(4096, 21), make([]byte, 4096))
+	c.Close()
+	if err != nil {
+		t.Fatalf("the good client's echo: %v", err)
+	}
+	if s := e.Stats(); s.TLSHandshakes != 1 || s.TLSFailures != 0 || s.Handshakes.Parked != stalled {
+		t.Fatalf("after the good client: %d handshakes, %d failures, %d parked; want 1, 0 and %d",
+			s.TLSHandshakes, s.TLSFailures, s.Handshakes.Parked, stalled)
+	}
+
+	for _, c := range peers {
+		c.Close()
+	}
+	peers = nil
+	if !waitFor(10*time.Second, func() bool {
+		s := e.Stats()
+		return s.TLSFailures == stalled && s.Handshakes.Parked == 0 && s.Handshakes.Running == 0 && s.ConnsOpen == 0
+	}) {
+		s := e.Stats()
+		t.Fatalf("after the stalled peers hung up: %d failures (want %d), handshakes %+v, %d conns open",
+			s.TLSFailures, stalled, s.Handshakes, s.ConnsOpen)
+	}
+}
+
 // splitConn passes a TLS client's writes to the socket in pieces whose
 // sizes come from sizes (each byte: 1 + its low 7 bits; its top bit adds
 // a short sleep after the piece, up to splitMaxSleeps of them), and flips the

@@ -169,16 +169,17 @@ func Engine(t testing.TB, cfg reactor.Config) *reactor.Engine {
 // CheckZero fails t unless the engine holds nothing: run it after
 // Shutdown. These are the bounds every test's engine declares: no
 // connection, descriptor, buffer, registration, ring file slot or armed
-// timer left, no blocking work running or queued. A buffer left in use is reported with
-// the place that took it in a -tags bufleak build.
+// timer left, no blocking work running, queued or parked. A buffer left
+// in use is reported with the place that took it in a -tags bufleak
+// build.
 func CheckZero(t testing.TB, e *reactor.Engine) {
 	t.Helper()
 	s := e.Stats()
 	if s.ConnsOpen != 0 || s.FDs != 0 || s.Buffers.InUse != 0 || s.Registrations != 0 || s.TimersArmed != 0 ||
-		s.Ring.Files != 0 || s.Blocking.Running+s.Blocking.Queued+s.Handshakes.Running+s.Handshakes.Queued != 0 {
-		t.Errorf("engine not empty after shutdown: conns open %d, fds %d, buffers in use %d, registrations %d, timers armed %d, ring file slots %d, blocking work %d running %d queued, handshakes %d running %d queued",
+		s.Ring.Files != 0 || s.Blocking.Running+s.Blocking.Queued+s.Blocking.Parked+s.Handshakes.Running+s.Handshakes.Queued+s.Handshakes.Parked != 0 {
+		t.Errorf("engine not empty after shutdown: conns open %d, fds %d, buffers in use %d, registrations %d, timers armed %d, ring file slots %d, blocking work %d running %d queued %d parked, handshakes %d running %d queued %d parked",
 			s.ConnsOpen, s.FDs, s.Buffers.InUse, s.Registrations, s.TimersArmed, s.Ring.Files,
-			s.Blocking.Running, s.Blocking.Queued, s.Handshakes.Running, s.Handshakes.Queued)
+			s.Blocking.Running, s.Blocking.Queued, s.Blocking.Parked, s.Handshakes.Running, s.Handshakes.Queued, s.Handshakes.Parked)
 	}
 	if s.Buffers.InUse != 0 {
 		reportLeaks(t, e.Buffers())

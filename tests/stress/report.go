@@ -85,9 +85,10 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 		ConnsOpen: s.ConnsOpen, ConnsTotal: s.ConnsTotal, FDs: s.FDs,
 		Registrations: s.Registrations, RingFiles: s.Ring.Files, Panics: s.Panics,
 		BuffersInUse: s.Buffers.InUse, BuffersAllocated: s.Buffers.Allocated, BuffersPeak: s.Buffers.Peak,
-		TimersArmed:  s.TimersArmed,
-		BlockingLeft: s.Blocking.Running + s.Blocking.Queued + s.Handshakes.Running + s.Handshakes.Queued,
-		Threads:      len(s.Threads),
+		TimersArmed: s.TimersArmed,
+		BlockingLeft: s.Blocking.Running + s.Blocking.Queued + s.Blocking.Parked +
+			s.Handshakes.Running + s.Handshakes.Queued + s.Handshakes.Parked,
+		Threads: len(s.Threads),
 	}
 }
 
