@@ -226,7 +226,9 @@ type ConnOptions struct {
 	// certificate cannot work (see CheckTLSConfig). A client's empty
 	// ServerName is taken from the dialled host.
 	TLS *tls.Config
-	// HandshakeTimeout bounds a TLS handshake; 0 means 10 s.
+	// HandshakeTimeout bounds a TLS handshake, from the connection's open
+	// (waiting for the peer and for a handshake worker included); 0 means
+	// 10 s.
 	HandshakeTimeout time.Duration
 	// ReadTimeout closes a connection (OnClose gets ErrReadTimeout) on
 	// which no bytes arrived for this long; each arrival re-arms it. 0

@@ -16,8 +16,8 @@ package sock
 // everything one Write makes leaves as one socket write.
 
 import (
-	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +53,14 @@ type tlsFilter struct {
 	pipe    tlsPipe
 	conn    *tls.Conn
 	outv    [][]byte // flushIn's slices, reused (guarded by the chain's wmu)
+	// waitHello: a server's handshake waits for the first record of the
+	// ClientHello before it starts (touched only inside delivery).
+	waitHello bool
+	// timedOut: the layer's timer fired during the handshake and closed
+	// the pipe. The timeout is the loop's timer, not a context: a
+	// context with a deadline makes crypto/tls start a goroutine per
+	// handshake to watch it, and a stalled peer would cost two.
+	timedOut atomic.Bool
 }
 
 func newTLSFilter(cfg *tls.Config, server bool, host string, timeout time.Duration) *tlsFilter {
@@ -69,7 +77,9 @@ func newTLSFilter(cfg *tls.Config, server bool, host string, timeout time.Durati
 	return f
 }
 
-// Open starts the handshake on the handshake pool.
+// Open arms the handshake's timeout and starts the handshake on the
+// handshake pool: a client's at once, a server's when the ClientHello is
+// in.
 func (f *tlsFilter) Open(l *Layer) {
 	c := l.Conn()
 	f.pipe.bufs = c.env.Buffers
@@ -81,6 +91,21 @@ func (f *tlsFilter) Open(l *Layer) {
 	} else {
 		f.conn = tls.Client(&f.pipe, f.cfg)
 	}
+	l.ArmTimer(f.timeout)
+	if f.server {
+		// The client speaks first: until its ClientHello's first record
+		// is in, a peer that connects and says nothing, or sends part of
+		// it, costs no goroutine (Read starts the handshake).
+		f.waitHello = true
+		return
+	}
+	f.start(l)
+}
+
+// start hands the handshake to the handshake pool. Delivery only.
+func (f *tlsFilter) start(l *Layer) {
+	f.waitHello = false
+	c := l.Conn()
 	hp, err := c.env.blockingPool(true)
 	if err == nil {
 		// While the handshake waits for the peer it holds no worker.
@@ -95,11 +120,9 @@ func (f *tlsFilter) Open(l *Layer) {
 
 // handshake runs on a handshake worker.
 func (f *tlsFilter) handshake() error {
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	err := f.conn.HandshakeContext(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout)
+	err := f.conn.Handshake()
+	if err != nil && f.timedOut.Load() {
+		err = f.timeoutError()
 	}
 	// From here on the pipe's writes wait for the chain's flushes, and
 	// the last flight (or the alert of a failure) goes out now.
@@ -113,6 +136,11 @@ func (f *tlsFilter) handshake() error {
 // handshakeDone runs inside delivery with the handshake's result.
 func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	c := l.Conn()
+	if err == nil && f.timedOut.Load() {
+		// The timer fired as the handshake finished: it took the whole
+		// timeout, and the pipe is closed.
+		err = f.timeoutError()
+	}
 	if err != nil {
 		f.state.Store(tlsDone)
 		c.env.Counters.TLSFailures.Add(1)
@@ -124,6 +152,7 @@ func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	if !f.state.CompareAndSwap(tlsHandshaking, tlsOpen) {
 		return
 	}
+	l.StopTimer()
 	c.env.Counters.TLSHandshakes.Add(1)
 	f.pipe.mu.Lock()
 	f.pipe.nonblock = true
@@ -150,19 +179,46 @@ func ConnectionState(c *Conn) (tls.ConnectionState, bool) {
 
 func (f *tlsFilter) Read(l *Layer, b *pool.Buffer) {
 	f.pipe.feed(b)
-	if f.state.Load() == tlsOpen {
+	switch {
+	case f.waitHello:
+		if f.pipe.firstRecordIn() {
+			f.start(l)
+		}
+	case f.state.Load() == tlsOpen:
 		f.drain(l)
 	}
 }
 
 func (f *tlsFilter) EOF(l *Layer) {
 	f.pipe.feedEOF()
-	if f.state.Load() == tlsOpen {
+	switch {
+	case f.waitHello:
+		// crypto/tls reads what came and fails on the end of stream,
+		// with the error and the count of any handshake cut short.
+		f.start(l)
+	case f.state.Load() == tlsOpen:
 		f.drain(l)
 	}
 }
 
-func (*tlsFilter) Timer(*Layer) {}
+// Timer is the handshake's timeout: closing the pipe ends a handshake
+// waiting for bytes, and one computing at its next read or write.
+func (f *tlsFilter) Timer(l *Layer) {
+	if f.state.Load() != tlsHandshaking {
+		return
+	}
+	f.timedOut.Store(true)
+	f.pipe.close()
+	if f.waitHello {
+		// No handshake began to report it.
+		f.waitHello = false
+		f.handshakeDone(l, f.timeoutError())
+	}
+}
+
+func (f *tlsFilter) timeoutError() error {
+	return fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout)
+}
 
 // drain decrypts what the pipe holds and passes the plaintext up, until
 // the pipe runs dry, the peer's close_notify or EOF, or an error.
@@ -434,6 +490,43 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// firstRecordIn reports whether a server's handshake can start: the
+// first record is in whole, or what came cannot begin a ClientHello's
+// record (another record type, version or an impossible length), which
+// crypto/tls refuses at once, with an alert.
+func (p *tlsPipe) firstRecordIn() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var hdr [recordHeaderLen]byte
+	n, total := 0, 0
+	for i := range p.in.len() {
+		b := p.in.at(i).Bytes()
+		if i == 0 {
+			b = b[p.off:]
+		}
+		total += len(b)
+		n += copy(hdr[n:], b)
+	}
+	switch {
+	case n == 0:
+		return false
+	case hdr[0] != recordTypeHandshake, n > 1 && hdr[1] != 3:
+		return true
+	case n < recordHeaderLen:
+		return false
+	}
+	length := int(binary.BigEndian.Uint16(hdr[3:]))
+	return length > maxRecordLen || total >= recordHeaderLen+length
+}
+
+// The TLS record layer (RFC 8446 §5.1): a 5-byte header (type, version,
+// length) and at most 2^14 + 2,048 bytes of body.
+const (
+	recordHeaderLen     = 5
+	recordTypeHandshake = 22
+	maxRecordLen        = 1<<14 + 2048
+)
+
 // waitForBytes waits, outside Read's lock, until Read has something to
 // answer: bytes, end of stream, or the pipe's close.
 func (p *tlsPipe) waitForBytes() {
@@ -486,7 +579,8 @@ func (p *tlsPipe) pending() bool {
 	return p.out != nil
 }
 
-// Close is crypto/tls's way to interrupt a handshake whose context ended.
+// Close is net.Conn's; crypto/tls calls it only from tls.Conn.Close, which
+// the filter does not use (its Close sends close_notify and passes on).
 func (p *tlsPipe) Close() error {
 	p.close()
 	return nil

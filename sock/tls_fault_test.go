@@ -281,14 +281,18 @@ func TestTLSMalformedClientHello(t *testing.T) {
 	}
 }
 
-// TestTLSStalledHandshakesHoldNoWorker: peers that open a connection and
-// then say nothing, or stop halfway through their ClientHello, wait for
-// their bytes without a handshake worker (pool.Blocking.Park). With two
-// workers and six such peers, a good client still completes its handshake
-// and echoes, while every stalled one is still waiting (their timeout is a
-// minute); when they hang up, each fails and is counted.
+// TestTLSStalledHandshakesHoldNoWorker: TLS peers that stall cannot
+// starve the others. Nine stalled peers against two handshake workers:
+// three connect and say nothing, three stop halfway through their
+// ClientHello (neither kind starts a handshake: it waits for the first
+// whole record, on no goroutine), and three send a whole ClientHello and
+// then never answer the server's flight (their handshakes wait for bytes
+// parked, holding no worker: pool.Blocking.Park). A good client still
+// completes its handshake and echoes while every stalled one waits (their
+// timeout is a minute); when they hang up, each fails and is counted.
 func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
-	const workers, stalled = 2, 6
+	const workers, each = 2, 3
+	const stalled = 3 * each
 	p := newTLSPair(t)
 	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1, HandshakeWorkers: workers},
 		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: time.Minute}})
@@ -306,25 +310,36 @@ func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		peers = append(peers, c)
-		if i%2 == 1 {
-			if _, err := c.Write(hello[:len(hello)/2]); err != nil {
-				t.Fatal(err)
-			}
+		var send []byte
+		switch i % 3 {
+		case 1:
+			send = hello[:len(hello)/2]
+		case 2:
+			send = hello
+		}
+		if _, err := c.Write(send); err != nil {
+			t.Fatal(err)
 		}
 	}
+	// Only the whole ClientHellos begin a handshake, and each parks
+	// waiting for the client's second flight.
 	if !waitFor(10*time.Second, func() bool {
-		h := e.Stats().Handshakes
-		return h.Running+h.Queued+h.Parked == stalled
+		s := e.Stats()
+		return s.ConnsOpen == stalled && s.Handshakes.Parked == each
 	}) {
-		t.Fatalf("stalled handshakes not all begun: %+v", e.Stats().Handshakes)
+		s := e.Stats()
+		t.Fatalf("%d conns open (want %d), handshakes %+v (want %d parked)", s.ConnsOpen, stalled, s.Handshakes, each)
+	}
+	if h := e.Stats().Handshakes; h.Running+h.Queued != 0 || h.Completed != 0 {
+		t.Fatalf("handshakes %+v: only the %d parked ones should have begun", h, each)
 	}
 
-	// Before Park, these six held both workers until their timeout, and
-	// this handshake waited behind them.
+	// Before, the stalled peers held both workers until their timeout,
+	// and this handshake waited behind them.
 	d := &net.Dialer{Timeout: 10 * time.Second} // covers the handshake
 	c, err := tls.DialWithDialer(d, "tcp", addr, p.client)
 	if err != nil {
-		t.Fatalf("a good client, behind %d stalled handshakes and %d workers: %v", stalled, workers, err)
+		t.Fatalf("a good client, behind %d stalled peers and %d workers: %v", stalled, workers, err)
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	err = testutil.RoundTrip(c, testutil.RandomBytes(4096, 21), make([]byte, 4096))
@@ -332,9 +347,9 @@ func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the good client's echo: %v", err)
 	}
-	if s := e.Stats(); s.TLSHandshakes != 1 || s.TLSFailures != 0 || s.Handshakes.Parked != stalled {
+	if s := e.Stats(); s.TLSHandshakes != 1 || s.TLSFailures != 0 || s.Handshakes.Parked != each {
 		t.Fatalf("after the good client: %d handshakes, %d failures, %d parked; want 1, 0 and %d",
-			s.TLSHandshakes, s.TLSFailures, s.Handshakes.Parked, stalled)
+			s.TLSHandshakes, s.TLSFailures, s.Handshakes.Parked, each)
 	}
 
 	for _, c := range peers {
@@ -348,6 +363,77 @@ func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
 		s := e.Stats()
 		t.Fatalf("after the stalled peers hung up: %d failures (want %d), handshakes %+v, %d conns open",
 			s.TLSFailures, stalled, s.Handshakes, s.ConnsOpen)
+	}
+}
+
+// TestTLSHandshakeTimeoutEndsIt: the handshake timeout is the loop's
+// timer. A peer that never answers ends the handshake no earlier than the
+// timeout and within slack of it: outbound, OnClose gets a *DialError
+// wrapping ErrHandshakeTimeout; inbound, the connection is closed and
+// counted as a TLS failure. Nothing is left running or parked.
+func TestTLSHandshakeTimeoutEndsIt(t *testing.T) {
+	const hsTimeout = 300 * time.Millisecond
+	const slack = 2 * time.Second
+	p := newTLSPair(t)
+	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1},
+		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: hsTimeout}})
+
+	t.Run("outbound", func(t *testing.T) {
+		silent, stop := plainServer(t, func(c *net.TCPConn) {
+			defer c.Close()
+			io.Copy(io.Discard, c) // reads the ClientHello, says nothing, until the client closes
+		})
+		defer stop()
+		closed := make(chan error, 1)
+		h := &failDial{end: func() {}}
+		h.end = func() { closed <- h.err }
+		start := time.Now()
+		if _, err := e.Dial(silent, h, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: reactor.ConnOptions{TLS: p.client, HandshakeTimeout: hsTimeout}}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		select {
+		case err = <-closed:
+		case <-time.After(hsTimeout + slack):
+			t.Fatalf("no OnClose within %v of a %v handshake timeout", hsTimeout+slack, hsTimeout)
+		}
+		took := time.Since(start)
+		var de *sock.DialError
+		if !errors.As(err, &de) || !errors.Is(err, sock.ErrHandshakeTimeout) {
+			t.Fatalf("OnClose got %v, want a *DialError wrapping ErrHandshakeTimeout", err)
+		}
+		if took < hsTimeout {
+			t.Errorf("ended after %v, before the %v timeout", took, hsTimeout)
+		}
+		if n := h.opens.Load(); n != 0 {
+			t.Errorf("OnOpen called %d times", n)
+		}
+	})
+
+	t.Run("inbound", func(t *testing.T) {
+		before := e.Stats().TLSFailures
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := readUntilClosed(c, start.Add(hsTimeout+slack)); err != nil {
+			t.Fatalf("server did not close within %v: %v", hsTimeout+slack, err)
+		}
+		if took := time.Since(start); took < hsTimeout {
+			t.Errorf("closed after %v, before the %v timeout", took, hsTimeout)
+		}
+		if !waitFor(slack, func() bool { return e.Stats().TLSFailures == before+1 }) {
+			t.Errorf("TLSFailures %d, want %d", e.Stats().TLSFailures, before+1)
+		}
+	})
+
+	if !waitFor(slack, func() bool {
+		h := e.Stats().Handshakes
+		return h.Running == 0 && h.Parked == 0 && h.Queued == 0
+	}) {
+		t.Errorf("handshakes left: %+v", e.Stats().Handshakes)
 	}
 }
 
