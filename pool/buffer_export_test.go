@@ -1,5 +1,11 @@
 package pool
 
+import (
+	"os"
+	"sync"
+	"syscall"
+)
+
 // FreeListLen reports, for a pool at rest, the free count kept in its state
 // word and the number of buffers found by walking every shard. The two must
 // agree, and equal Allocated minus InUse.
@@ -30,3 +36,29 @@ func SlabsOf(p *Buffers) Slabs { return p.mem }
 // Unmapped whether it unmapped the slabs.
 func (m *slabs) Cleaned() bool  { return m.cleaned.Load() }
 func (m *slabs) Unmapped() bool { return m.unmapped.Load() }
+
+// FailSlabMapsAfter makes p's slabs map n more times and then fail as if
+// the system were out of memory; tries reports how many maps were asked
+// for since.
+func FailSlabMapsAfter(p *Buffers, n int) (tries func() int) {
+	var mu sync.Mutex
+	calls := 0
+	m := p.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mapFn = func(size int) ([]byte, error) {
+		mu.Lock()
+		calls++
+		ok := calls <= n
+		mu.Unlock()
+		if !ok {
+			return nil, os.NewSyscallError("mmap", syscall.ENOMEM)
+		}
+		return mapSlab(size)
+	}
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls
+	}
+}

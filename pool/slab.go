@@ -28,10 +28,11 @@ type slabs struct {
 	counts *bufferCounts // the pool's, to see whether every buffer came back
 
 	mu     lock.Mutex[slabsMu]
-	cur    []byte       // what is left of the newest slab
-	all    [][]byte     // every slab mapped
-	failed bool         // mapping failed: the Go heap from now on
-	carved atomic.Int64 // bytes of the buffers carved from them
+	cur    []byte                      // what is left of the newest slab
+	all    [][]byte                    // every slab mapped
+	failed bool                        // mapping failed: the Go heap from now on
+	mapFn  func(n int) ([]byte, error) // mapSlab, unless a test injects failures
+	carved atomic.Int64                // bytes of the buffers carved from them
 
 	// What the cleanup did (read by tests): it ran, and it unmapped.
 	cleaned, unmapped atomic.Bool
@@ -52,7 +53,11 @@ func (m *slabs) carve(size int) []byte {
 		return make([]byte, size)
 	}
 	if len(m.cur) < size {
-		s, err := mapSlab(max(1<<20/size, 1) * size)
+		mapf := m.mapFn
+		if mapf == nil {
+			mapf = mapSlab
+		}
+		s, err := mapf(max(1<<20/size, 1) * size)
 		if err != nil {
 			m.failed = true // not a system call per buffer from now on
 			return make([]byte, size)

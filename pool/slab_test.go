@@ -117,3 +117,47 @@ func dropPools() (released, leaked pool.Slabs, kept []byte) {
 	}
 	return pool.SlabsOf(p), pool.SlabsOf(q), kept
 }
+
+// TestFailedSlabMapFallsBackToTheHeap: when mapping a slab fails (out of
+// memory, or a limit on mappings), Get still returns a working buffer,
+// from the Go heap, and the pool stops trying to map: one failed system
+// call, not one per buffer. The buffers already carved stay where they are.
+func TestFailedSlabMapFallsBackToTheHeap(t *testing.T) {
+	if !pool.SlabsUsed {
+		t.Skipf("buffers come from the Go heap on %s/%s or under the race detector: no slab to fail", runtime.GOOS, runtime.GOARCH)
+	}
+	const size = 16 << 10
+	const perSlab = (1 << 20) / size
+	p := pool.NewBuffers(size)
+	tries := pool.FailSlabMapsAfter(p, 1)
+	bufs := make([]*pool.Buffer, 3*perSlab) // one slab's worth mapped, the rest from the heap
+	for i := range bufs {
+		b := p.Get()
+		s := b.Space()
+		if len(s) != size {
+			t.Fatalf("buffer %d: %d bytes of space, want %d", i, len(s), size)
+		}
+		for j := range s {
+			s[j] = byte(i)
+		}
+		b.Commit(size)
+		bufs[i] = b
+	}
+	if n := tries(); n != 2 {
+		t.Errorf("%d slab maps tried, want 2 (one that worked, one that failed, then none)", n)
+	}
+	if m := p.Stats().Mapped; m != perSlab*size {
+		t.Errorf("Stats().Mapped = %d, want the first slab's %d", m, perSlab*size)
+	}
+	for i, b := range bufs {
+		for j, c := range b.Bytes() {
+			if c != byte(i) {
+				t.Fatalf("buffer %d byte %d is %d: buffers overlap", i, j, c)
+			}
+		}
+		b.Release()
+	}
+	if st := p.Stats(); st.InUse != 0 || st.Allocated != int64(len(bufs)) {
+		t.Errorf("after releasing: %d in use, %d allocated; want 0 and %d", st.InUse, st.Allocated, len(bufs))
+	}
+}
