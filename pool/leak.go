@@ -7,8 +7,9 @@ package pool
 
 import (
 	"runtime"
-	"strconv"
 	"strings"
+
+	"github.com/ioreactor/reactor/internal/callstack"
 )
 
 // Leak is a buffer still in use and where it was taken.
@@ -26,22 +27,10 @@ func LeakChecking() bool { return leakChecking }
 // io_uring buffer ring are in use too, until the engine stops.
 func (p *Buffers) Outstanding() []Leak { return outstanding(p) }
 
-// formatStack renders pcs, leaving out the frames of package pool.
+// formatStack renders pcs, leaving out the frames of package pool (but not
+// its tests).
 func formatStack(pcs []uintptr) string {
-	var sb strings.Builder
-	frames := runtime.CallersFrames(pcs)
-	for {
-		f, more := frames.Next()
-		if !strings.Contains(f.Function, "/reactor/pool.") || strings.Contains(f.File, "_test.go") {
-			sb.WriteString(f.Function)
-			sb.WriteString("\n\t")
-			sb.WriteString(f.File)
-			sb.WriteString(":")
-			sb.WriteString(strconv.Itoa(f.Line))
-			sb.WriteString("\n")
-		}
-		if !more {
-			return sb.String()
-		}
-	}
+	return callstack.Format(pcs, "", func(f runtime.Frame) bool {
+		return strings.Contains(f.Function, "/reactor/pool.") && !strings.Contains(f.File, "_test.go")
+	})
 }

@@ -3,12 +3,13 @@
 package lock
 
 import (
-	"fmt"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ioreactor/reactor/internal/callstack"
 )
 
 // Enabled reports whether the order checker is built in (the lockcheck
@@ -285,19 +286,10 @@ var self = reflect.TypeFor[ticket]().PkgPath() + "."
 
 // String symbolizes s, innermost call first, a frame in two lines.
 func (s *stack) String() string {
-	var b strings.Builder
-	frames := runtime.CallersFrames(slices.Clone(s.pcs[:s.n])) // a copy: Frames keeps it
-	for {
-		f, more := frames.Next()
-		if !strings.HasPrefix(f.Function, self) {
-			fmt.Fprintf(&b, "\t%s\n\t\t%s:%d\n", f.Function, f.File, f.Line)
-		}
-		if !more {
-			break
-		}
-	}
+	out := callstack.Format(slices.Clone(s.pcs[:s.n]), "\t", // a copy: Frames keeps it
+		func(f runtime.Frame) bool { return strings.HasPrefix(f.Function, self) })
 	if s.cut {
-		b.WriteString("\t...\n")
+		out += "\t...\n"
 	}
-	return b.String()
+	return out
 }
