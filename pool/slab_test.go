@@ -81,8 +81,12 @@ func TestCollectedPoolUnmapsItsSlabs(t *testing.T) {
 		t.Skipf("buffers come from the Go heap on %s/%s or under the race detector (which watches only the Go heap)", runtime.GOOS, runtime.GOARCH)
 	}
 	released, leaked, kept := dropPools()
+	// A bufleak build's tracker holds every buffer in use, to name its
+	// taker, and through it the pool: a pool with a leaked buffer is
+	// never collected there, and only the other half can be checked.
+	leakedCollects := !pool.LeakChecking()
 	deadline := time.Now().Add(5 * time.Second)
-	for !released.Cleaned() || !leaked.Cleaned() {
+	for !released.Cleaned() || (leakedCollects && !leaked.Cleaned()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the dropped pools' cleanups did not run within 5 s (released: %t, leaked: %t)", released.Cleaned(), leaked.Cleaned())
 		}
