@@ -30,26 +30,7 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Minute))
-			msg := make([]byte, size)
-			got := make([]byte, size)
-			roundTrip := func() {
-				if _, err := c.Write(msg); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(c, got); err != nil {
-					b.Fatal(err)
-				}
-			}
-			for i := 0; i < 100; i++ { // warm the pools
-				roundTrip()
-			}
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				roundTrip()
-			}
+			roundTrips(b, c, size)
 		})
 	}
 }
@@ -96,23 +77,29 @@ func BenchmarkTLSEchoRoundTrip(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				msg := make([]byte, size)
-				got := make([]byte, size)
-				for i := 0; i < 100; i++ { // warm the pools
-					if err := testutil.RoundTrip(c, msg, got); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if err := testutil.RoundTrip(c, msg, got); err != nil {
-						b.Fatal(err)
-					}
-				}
+				roundTrips(b, c, size)
 			})
+		}
+	}
+}
+
+// roundTrips warms the pools with 100 round trips of size bytes on c, then
+// times b.N of them, each checked byte for byte.
+func roundTrips(b *testing.B, c net.Conn, size int) {
+	c.SetDeadline(time.Now().Add(time.Minute))
+	msg := make([]byte, size)
+	got := make([]byte, size)
+	for i := 0; i < 100; i++ {
+		if err := testutil.RoundTrip(c, msg, got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := testutil.RoundTrip(c, msg, got); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
