@@ -14,6 +14,17 @@ func SetAcceptHook(f func(errno uint32) uint32) (restore func()) {
 	return func() { testHookAcceptDone = old }
 }
 
+// SetSocketHook runs f before each accept's WSASocket; an error from f
+// stands for WSASocket's.
+func SetSocketHook(f func() error) (restore func()) {
+	old := testHookSocket.Swap(&f)
+	return func() { testHookSocket.Store(old) }
+}
+
+// AcceptOutstanding is how many AcceptEx operations a listener keeps
+// posted.
+const AcceptOutstanding = acceptOutstanding
+
 // ListenerFDs is how many descriptors an idle listener holds: its socket
 // and the sockets of its pending AcceptEx operations.
 const ListenerFDs = 1 + acceptOutstanding

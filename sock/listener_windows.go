@@ -3,6 +3,7 @@ package sock
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -117,8 +118,15 @@ func (ln *Listener) acceptSome() {
 
 // postAcceptLocked issues one AcceptEx. Called with ln.mu held.
 func (ln *Listener) postAcceptLocked(op *acceptOp) {
-	s, err := windows.WSASocket(int32(ln.os.family), windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0,
-		windows.WSA_FLAG_OVERLAPPED|windows.WSA_FLAG_NO_HANDLE_INHERIT)
+	var s windows.Handle
+	var err error
+	if hook := testHookSocket.Load(); hook != nil {
+		err = (*hook)()
+	}
+	if err == nil {
+		s, err = windows.WSASocket(int32(ln.os.family), windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0,
+			windows.WSA_FLAG_OVERLAPPED|windows.WSA_FLAG_NO_HANDLE_INHERIT)
+	}
 	if err != nil {
 		// Out of sockets or memory: back off, never spin, never die.
 		ln.env.Counters.AcceptBackoff.Add(1)
@@ -211,6 +219,11 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 // testHookAcceptDone, when set by a test, may replace the error an accept
 // completed with: Wine cannot make AcceptEx fail for one client.
 var testHookAcceptDone func(errno uint32) uint32
+
+// testHookSocket, when set by a test, runs before each accept's WSASocket;
+// an error it returns stands for WSASocket's (out of sockets or memory,
+// which a test cannot make Windows, or Wine, run out of on its own).
+var testHookSocket atomic.Pointer[func() error]
 
 // cancelPending ends the accepts in flight: each completes with 995 and
 // drops its reference, so the listener can be torn down. Taking ln.mu
