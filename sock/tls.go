@@ -422,15 +422,36 @@ func (p *tlsPipe) feed(b *pool.Buffer) {
 	for x := b; x != nil; {
 		next := x.Next()
 		x.SetNext(nil)
-		if x.Len() > 0 {
-			p.in.push(x)
-		} else {
+		switch {
+		case x.Len() == 0:
 			x.Release()
+		case !p.nonblock && p.packLocked(x):
+			// Until the handshake is done bytes may wait here (for the
+			// ClientHello's record to be whole, or for a worker): a peer
+			// that sends them a few at a time must not hold a pooled
+			// buffer for each few.
+			x.Release()
+		default:
+			p.in.push(x)
 		}
 		x = next
 	}
 	p.cond.Signal()
 	p.mu.Unlock()
+}
+
+// packLocked appends x's bytes to the last buffer waiting, if they fit,
+// and reports whether they did. Called with mu held.
+func (p *tlsPipe) packLocked(x *pool.Buffer) bool {
+	if p.in.empty() {
+		return false
+	}
+	last := p.in.at(p.in.len() - 1)
+	if len(last.Space()) < x.Len() {
+		return false
+	}
+	last.Append(x.Bytes())
+	return true
 }
 
 func (p *tlsPipe) feedEOF() {

@@ -366,6 +366,81 @@ func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
 	}
 }
 
+// TestTLSHelloByteByByteHoldsFewBuffers: a ClientHello that arrives a
+// byte at a time waits in the pipe until its record is whole (the
+// handshake has not begun), and there its bytes are packed into few
+// buffers instead of holding a pooled buffer per byte; then the handshake
+// completes and echoes.
+func TestTLSHelloByteByByteHoldsFewBuffers(t *testing.T) {
+	p := newTLSPair(t)
+	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1},
+		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: time.Minute}})
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.(*net.TCPConn).SetNoDelay(true)
+	if !waitFor(5*time.Second, func() bool { return e.Stats().ConnsOpen == 1 }) {
+		t.Fatal("the connection was not accepted")
+	}
+	base := e.Stats().Buffers.InUse
+	// Go's client, its bytes sent one at a time, each after the server
+	// could have read the one before: all but the hello's last byte, then
+	// the rest at once.
+	var sent atomic.Int64
+	peak := base
+	slow := &byteConn{Conn: raw, hold: 1, onByte: func() {
+		sent.Add(1)
+		time.Sleep(100 * time.Microsecond)
+		if n := e.Stats().Buffers.InUse; n > peak {
+			peak = n
+		}
+	}}
+	c := tls.Client(slow, p.client)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake after a byte-by-byte ClientHello: %v", err)
+	}
+	if err := testutil.RoundTrip(c, testutil.RandomBytes(100, 4), make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if sent.Load() < 100 {
+		t.Fatalf("only %d bytes went one at a time", sent.Load())
+	}
+	grew := peak - base
+	if grew > 8 {
+		t.Errorf("a ClientHello sent a byte at a time held %d more buffers at its peak (%d bytes sent singly): one per byte", grew, sent.Load())
+	}
+	t.Logf("%d bytes sent singly; at most %d more buffers in use meanwhile", sent.Load(), grew)
+}
+
+// byteConn writes its first write a byte at a time, calling onByte after
+// each, but the last hold bytes, which go with the next write.
+type byteConn struct {
+	net.Conn
+	hold   int
+	onByte func()
+	done   bool
+}
+
+func (b *byteConn) Write(p []byte) (int, error) {
+	if b.done {
+		return b.Conn.Write(p)
+	}
+	b.done = true
+	n := 0
+	for ; n < len(p)-b.hold; n++ {
+		if _, err := b.Conn.Write(p[n : n+1]); err != nil {
+			return n, err
+		}
+		b.onByte()
+	}
+	m, err := b.Conn.Write(p[n:])
+	return n + m, err
+}
+
 // TestTLSHandshakeTimeoutEndsIt: the handshake timeout is the loop's
 // timer. A peer that never answers ends the handshake no earlier than the
 // timeout and within slack of it: outbound, OnClose gets a *DialError
