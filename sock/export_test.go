@@ -9,3 +9,10 @@ func HoldsWriteQueue(c *Conn) bool {
 	defer c.wmu.Unlock()
 	return c.wq != nil
 }
+
+// SetHandshakeHook runs f on each TLS handshake's worker before the
+// handshake.
+func SetHandshakeHook(f func()) (restore func()) {
+	old := testHookHandshake.Swap(&f)
+	return func() { testHookHandshake.Store(old) }
+}

@@ -163,6 +163,27 @@ func (l *Layer) Fail(err error) { l.ch.c.closeWith(err, false) }
 // within the linger bound; the handler's OnClose gets err.
 func (l *Layer) FailAfterFlush(err error) { l.ch.c.closeAfterFlush(err) }
 
+// HoldReads stops the socket's reads until ResumeReads: for a filter that
+// holds bytes of its own it cannot use yet (a TLS handshake queued for a
+// worker), so that a peer that floods it backs up in the kernel instead.
+// A read already issued still completes.
+func (l *Layer) HoldReads() {
+	ch := l.ch
+	ch.c.dmu.Lock()
+	ch.held = true
+	ch.c.dmu.Unlock()
+}
+
+// ResumeReads lets the socket's reads go on after HoldReads. It may be
+// called from any goroutine.
+func (l *Layer) ResumeReads() {
+	ch := l.ch
+	ch.c.dmu.Lock()
+	ch.held = false
+	ch.c.dmu.Unlock()
+	ch.readMore()
+}
+
 // ArmTimer (re)arms the layer's timer: Timer runs after d, inside the
 // connection's delivery. It never runs once the connection has closed.
 func (l *Layer) ArmTimer(d time.Duration) { l.ch.c.loop.ArmTimer(&l.timer, d) }
@@ -188,6 +209,7 @@ type chain struct {
 	userUp  bool           // the user's OnOpen was delivered
 	eof     bool           // end of stream is queued or delivered
 	rawOut  bool           // a read is outstanding on the socket
+	held    bool           // a filter holds the socket's reads (Layer.HoldReads)
 
 	// Outbound, guarded by wmu: the top's write stamps and the write
 	// passing through the chain now.
@@ -385,7 +407,7 @@ func (ch *chain) guard(f func()) {
 func (ch *chain) readMore() {
 	c := ch.c
 	c.dmu.Lock()
-	if ch.rawOut || ch.eof || !ch.upq.empty() || c.life.closed() {
+	if ch.rawOut || ch.held || ch.eof || !ch.upq.empty() || c.life.closed() {
 		c.dmu.Unlock()
 		return
 	}

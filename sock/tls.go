@@ -56,12 +56,25 @@ type tlsFilter struct {
 	// waitHello: a server's handshake waits for the first record of the
 	// ClientHello before it starts (touched only inside delivery).
 	waitHello bool
-	// timedOut: the layer's timer fired during the handshake and closed
-	// the pipe. The timeout is the loop's timer, not a context: a
-	// context with a deadline makes crypto/tls start a goroutine per
-	// handshake to watch it, and a stalled peer would cost two.
-	timedOut atomic.Bool
+	// ended is why the I/O side ended the handshake (its timeout), set
+	// before the pipe closes. The timeout is the loop's timer, not a context: a context
+	// with a deadline makes crypto/tls start a goroutine per handshake to
+	// watch it, and a stalled peer would cost two.
+	ended atomic.Pointer[error]
 }
+
+// testHookHandshake, when set by a test, runs on the handshake's worker
+// before the handshake: a test holds the worker with it.
+var testHookHandshake atomic.Pointer[func()]
+
+// handshakeBacklog is how many bytes may wait in the pipe before the
+// handshake is done; past it the socket's reads wait (Layer.HoldReads)
+// until the handshake takes some, or ends. A peer sends its flights
+// (crypto/tls takes handshake messages of up to 64 KiB) and, once its
+// Finished is out, may go straight on with its data, which waits here
+// until the server's result reaches the I/O thread; a peer that floods
+// a handshake queued behind busy workers backs up in the kernel.
+const handshakeBacklog = 256 << 10
 
 func newTLSFilter(cfg *tls.Config, server bool, host string, timeout time.Duration) *tlsFilter {
 	if !server && cfg.ServerName == "" && host != "" {
@@ -84,6 +97,7 @@ func (f *tlsFilter) Open(l *Layer) {
 	c := l.Conn()
 	f.pipe.bufs = c.env.Buffers
 	f.pipe.flush = func() { f.flushOob(l) }
+	f.pipe.holdReads, f.pipe.resume = l.HoldReads, l.ResumeReads
 	f.pipe.remote = net.TCPAddrFromAddrPort(c.remote)
 	f.pipe.local = net.TCPAddrFromAddrPort(c.LocalAddr())
 	if f.server {
@@ -120,9 +134,12 @@ func (f *tlsFilter) start(l *Layer) {
 
 // handshake runs on a handshake worker.
 func (f *tlsFilter) handshake() error {
+	if hook := testHookHandshake.Load(); hook != nil {
+		(*hook)()
+	}
 	err := f.conn.Handshake()
-	if err != nil && f.timedOut.Load() {
-		err = f.timeoutError()
+	if e := f.ended.Load(); err != nil && e != nil {
+		err = *e
 	}
 	// From here on the pipe's writes wait for the chain's flushes, and
 	// the last flight (or the alert of a failure) goes out now.
@@ -136,10 +153,9 @@ func (f *tlsFilter) handshake() error {
 // handshakeDone runs inside delivery with the handshake's result.
 func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	c := l.Conn()
-	if err == nil && f.timedOut.Load() {
-		// The timer fired as the handshake finished: it took the whole
-		// timeout, and the pipe is closed.
-		err = f.timeoutError()
+	if e := f.ended.Load(); err == nil && e != nil {
+		// The I/O side ended it as it finished: the pipe is closed.
+		err = *e
 	}
 	if err != nil {
 		f.state.Store(tlsDone)
@@ -156,7 +172,12 @@ func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	c.env.Counters.TLSHandshakes.Add(1)
 	f.pipe.mu.Lock()
 	f.pipe.nonblock = true
+	held := f.pipe.held
+	f.pipe.held = false
 	f.pipe.mu.Unlock()
+	if held {
+		defer l.ResumeReads() // after the drain below
+	}
 	l.PassOpen()
 	// crypto/tls may already hold records read past the handshake.
 	f.drain(l)
@@ -204,20 +225,26 @@ func (f *tlsFilter) EOF(l *Layer) {
 // Timer is the handshake's timeout: closing the pipe ends a handshake
 // waiting for bytes, and one computing at its next read or write.
 func (f *tlsFilter) Timer(l *Layer) {
-	if f.state.Load() != tlsHandshaking {
-		return
-	}
-	f.timedOut.Store(true)
-	f.pipe.close()
-	if f.waitHello {
-		// No handshake began to report it.
-		f.waitHello = false
-		f.handshakeDone(l, f.timeoutError())
-	}
+	f.end(l, fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout))
 }
 
-func (f *tlsFilter) timeoutError() error {
-	return fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout)
+// end ends a handshake in progress from the I/O side (its timeout):
+// the connection closes now, and a handshake that began fails at its
+// next read or write (at once if it is parked) and is counted when it
+// reports; one that had not begun is counted here. Delivery only.
+func (f *tlsFilter) end(l *Layer, err error) {
+	if f.state.Load() != tlsHandshaking || !f.ended.CompareAndSwap(nil, &err) {
+		return
+	}
+	f.pipe.close()
+	if f.waitHello {
+		f.waitHello = false
+		f.handshakeDone(l, err)
+		return
+	}
+	// Not waiting for the handshake to report: it may be queued behind
+	// busy workers, and the peer is not to hold its connection meanwhile.
+	l.Fail(fmt.Errorf("sock: TLS handshake with %v: %w", l.Conn().remote, err))
 }
 
 // drain decrypts what the pipe holds and passes the plaintext up, until
@@ -392,6 +419,7 @@ type tlsPipe struct {
 	cond  sync.Cond // signalled when bytes, EOF or close arrive
 	in    fifo[*pool.Buffer]
 	off   int // bytes of in's front already read
+	inLen int // bytes in in not yet read
 	eof   bool
 	shut  bool // closed: Read and Write fail, buffers are released
 	out   *pool.Buffer
@@ -401,6 +429,11 @@ type tlsPipe struct {
 	// eager: during the handshake, each write is sent at once (crypto/tls
 	// writes a whole flight per call, then waits for the answer).
 	eager, nonblock bool
+	// held: handshakeBacklog bytes wait, and the socket's reads with
+	// them (holdReads, under mu, so that no Read can resume them first),
+	// until the handshake takes some; resume lets them go on.
+	held              bool
+	holdReads, resume func()
 	// park gives the handshake's worker back while Read waits for the
 	// peer (pool.Blocking.Park of the handshake pool, set before the
 	// handshake starts), and waitFn is that wait.
@@ -412,16 +445,18 @@ type tlsPipe struct {
 // tlsPipeMu is the lock class of tlsPipe.mu (internal/lock).
 type tlsPipeMu struct{}
 
+// feed takes the buffers the socket delivered.
 func (p *tlsPipe) feed(b *pool.Buffer) {
 	p.mu.Lock()
 	if p.shut {
 		p.mu.Unlock()
-		b.Release()
+		releaseChain(b)
 		return
 	}
 	for x := b; x != nil; {
 		next := x.Next()
 		x.SetNext(nil)
+		p.inLen += x.Len()
 		switch {
 		case x.Len() == 0:
 			x.Release()
@@ -435,6 +470,10 @@ func (p *tlsPipe) feed(b *pool.Buffer) {
 			p.in.push(x)
 		}
 		x = next
+	}
+	if !p.nonblock && !p.held && p.inLen >= handshakeBacklog {
+		p.held = true
+		p.holdReads()
 	}
 	p.cond.Signal()
 	p.mu.Unlock()
@@ -473,14 +512,24 @@ func (p *tlsPipe) close() {
 	for !p.in.empty() {
 		p.in.pop().Release()
 	}
+	p.off, p.inLen = 0, 0
 	releaseChain(p.out)
 	p.out, p.tail = nil, nil
 	p.cond.Broadcast()
 }
 
-func (p *tlsPipe) Read(b []byte) (int, error) {
+func (p *tlsPipe) Read(b []byte) (n int, err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer func() {
+		resume := p.held && p.inLen < handshakeBacklog
+		if resume {
+			p.held = false
+		}
+		p.mu.Unlock()
+		if resume {
+			p.resume()
+		}
+	}()
 	for p.in.empty() {
 		switch {
 		case p.shut:
@@ -497,12 +546,12 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		p.park(p.waitFn)
 		p.mu.Lock()
 	}
-	n := 0
 	for n < len(b) && !p.in.empty() {
 		x := p.in.front()
 		k := copy(b[n:], x.Bytes()[p.off:])
 		n += k
 		p.off += k
+		p.inLen -= k
 		if p.off == x.Len() {
 			p.in.pop().Release()
 			p.off = 0

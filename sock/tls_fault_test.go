@@ -441,6 +441,99 @@ func (b *byteConn) Write(p []byte) (int, error) {
 	return n + m, err
 }
 
+// TestTLSHandshakeBacklogIsBounded: a peer that sends its ClientHello and
+// then floods while its handshake waits for a worker (held here by a
+// hook) cannot make the server buffer the flood: once 256 KiB wait, the
+// socket's reads wait too, and the flood backs up in the kernel. When the
+// handshake gets its worker it reads the flood, fails on it, and is
+// counted.
+func TestTLSHandshakeBacklogIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	var held atomic.Bool
+	restore := sock.SetHandshakeHook(func() {
+		if held.CompareAndSwap(false, true) {
+			<-release
+		}
+	})
+	defer restore()
+	p := newTLSPair(t)
+	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1, HandshakeWorkers: 1},
+		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: time.Minute}})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // before the engine's cleanup, which waits for the handshake
+	hello := captureClientHello(t, p.client)
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool { return held.Load() }) {
+		t.Fatal("the handshake never reached its worker")
+	}
+	base := e.Stats().Buffers.InUse
+	peak := base
+	chunk := testutil.RandomBytes(64<<10, 9)
+	var sent int64
+	for sent < 4<<20 {
+		raw.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		n, err := raw.Write(chunk)
+		sent += int64(n)
+		if err != nil {
+			break // the kernel's buffers are full: the server reads no more
+		}
+	}
+	if sent <= 1<<20 {
+		t.Fatalf("only %d bytes flooded", sent)
+	}
+	// The server reads past the bound, then no more.
+	if !waitFor(10*time.Second, func() bool {
+		s := e.Stats()
+		peak = max(peak, s.Buffers.InUse)
+		return s.BytesIn > 256<<10
+	}) {
+		t.Fatalf("the server read %d bytes of the flood", e.Stats().BytesIn)
+	}
+	var in int64
+	for settled := 0; settled < 50; {
+		time.Sleep(2 * time.Millisecond)
+		s := e.Stats()
+		peak = max(peak, s.Buffers.InUse)
+		if s.BytesIn == in {
+			settled++
+		} else {
+			in, settled = s.BytesIn, 0
+		}
+	}
+	if in >= sent || in > int64(maxHandshakeBacklogBuffers)*16<<10 {
+		t.Errorf("the server read %d of the %d bytes flooded: its reads did not wait", in, sent)
+	}
+	if grew := peak - base; grew > maxHandshakeBacklogBuffers {
+		t.Errorf("%d more buffers in use while the flood waited, bound %d", grew, maxHandshakeBacklogBuffers)
+	}
+	if st := e.Stats(); st.TLSFailures != 0 || st.ConnsOpen != 1 {
+		t.Errorf("before the handshake got its worker: %d failures, %d conns open; want 0 and 1", st.TLSFailures, st.ConnsOpen)
+	}
+
+	releaseOnce()
+	if err := readUntilClosed(raw, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatalf("the connection did not close once its handshake met the flood: %v", err)
+	}
+	if !waitFor(10*time.Second, func() bool { return e.Stats().TLSFailures == 1 }) {
+		t.Errorf("TLSFailures %d, want 1", e.Stats().TLSFailures)
+	}
+	t.Logf("%d bytes flooded, %d read while the handshake waited; at most %d more buffers in use", sent, in, peak-base)
+}
+
+// maxHandshakeBacklogBuffers is the bound on buffers a flooded handshake
+// may hold: its 256 KiB of backlog in 16 KiB buffers, packed; on io_uring
+// what a multishot receive completed before its cancellation took effect
+// (the stash stops it at four arrivals, but the kernel may have filled
+// every buffer of the thread's ring by then); and a few more.
+const maxHandshakeBacklogBuffers = 256<<10/(16<<10) + reactor.DefaultRingBuffers + 8
+
 // TestTLSHandshakeTimeoutEndsIt: the handshake timeout is the loop's
 // timer. A peer that never answers ends the handshake no earlier than the
 // timeout and within slack of it: outbound, OnClose gets a *DialError
