@@ -51,11 +51,7 @@ func TestAcceptBacksOffWhenSocketsRunOut(t *testing.T) {
 		}
 	}()
 	for range clients {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
+		conns = append(conns, dial(t, addr))
 	}
 	if !waitFor(5*time.Second, func() bool { return e.Stats().AcceptBackoff > 0 }) {
 		t.Fatal("accept never backed off with WSASocket failing")

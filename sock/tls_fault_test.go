@@ -305,10 +305,7 @@ func TestTLSStalledHandshakesHoldNoWorker(t *testing.T) {
 		}
 	}()
 	for i := range stalled {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, addr)
 		peers = append(peers, c)
 		var send []byte
 		switch i % 3 {
@@ -375,12 +372,9 @@ func TestTLSHelloByteByByteHoldsFewBuffers(t *testing.T) {
 	p := newTLSPair(t)
 	e, addr := listenTLSEcho(t, reactor.Config{IOThreads: 1},
 		reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: p.server, HandshakeTimeout: time.Minute}})
-	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := dial(t, addr)
 	defer raw.Close()
-	raw.(*net.TCPConn).SetNoDelay(true)
+	raw.SetNoDelay(true)
 	if !waitFor(5*time.Second, func() bool { return e.Stats().ConnsOpen == 1 }) {
 		t.Fatal("the connection was not accepted")
 	}
@@ -462,10 +456,7 @@ func TestTLSHandshakeBacklogIsBounded(t *testing.T) {
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	defer releaseOnce() // before the engine's cleanup, which waits for the handshake
 	hello := captureClientHello(t, p.client)
-	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := dial(t, addr)
 	defer raw.Close()
 	if _, err := raw.Write(hello); err != nil {
 		t.Fatal(err)
@@ -581,10 +572,7 @@ func TestTLSHandshakeTimeoutEndsIt(t *testing.T) {
 	t.Run("inbound", func(t *testing.T) {
 		before := e.Stats().TLSFailures
 		start := time.Now()
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, addr)
 		defer c.Close()
 		if err := readUntilClosed(c, start.Add(hsTimeout+slack)); err != nil {
 			t.Fatalf("server did not close within %v: %v", hsTimeout+slack, err)
