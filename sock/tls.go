@@ -56,11 +56,11 @@ type tlsFilter struct {
 	// waitHello: a server's handshake waits for the first record of the
 	// ClientHello before it starts (touched only inside delivery).
 	waitHello bool
-	// ended is why the I/O side ended the handshake (its timeout), set
-	// before the pipe closes. The timeout is the loop's timer, not a context: a context
-	// with a deadline makes crypto/tls start a goroutine per handshake to
-	// watch it, and a stalled peer would cost two.
-	ended atomic.Pointer[error]
+	// timedOut: the handshake's timer fired, before the pipe closed. The
+	// timeout is the loop's timer, not a context: a context with a
+	// deadline makes crypto/tls start a goroutine per handshake to watch
+	// it, and a stalled peer would cost two.
+	timedOut atomic.Bool
 }
 
 // testHookHandshake, when set by a test, runs on the handshake's worker
@@ -123,7 +123,7 @@ func (f *tlsFilter) start(l *Layer) {
 	hp, err := c.env.blockingPool(true)
 	if err == nil {
 		// While the handshake waits for the peer it holds no worker.
-		f.pipe.park, f.pipe.waitFn = hp.Park, f.pipe.waitForBytes
+		f.pipe.park = hp.Park
 		err = submitOn(c, true, f.handshake, func(_ *Conn, err error) { f.handshakeDone(l, err) })
 	}
 	if err != nil {
@@ -138,8 +138,8 @@ func (f *tlsFilter) handshake() error {
 		(*hook)()
 	}
 	err := f.conn.Handshake()
-	if e := f.ended.Load(); err != nil && e != nil {
-		err = *e
+	if err != nil && f.timedOut.Load() {
+		err = f.timeoutError()
 	}
 	// From here on the pipe's writes wait for the chain's flushes, and
 	// the last flight (or the alert of a failure) goes out now.
@@ -153,9 +153,9 @@ func (f *tlsFilter) handshake() error {
 // handshakeDone runs inside delivery with the handshake's result.
 func (f *tlsFilter) handshakeDone(l *Layer, err error) {
 	c := l.Conn()
-	if e := f.ended.Load(); err == nil && e != nil {
-		// The I/O side ended it as it finished: the pipe is closed.
-		err = *e
+	if err == nil && f.timedOut.Load() {
+		// The timer fired as the handshake finished: the pipe is closed.
+		err = f.timeoutError()
 	}
 	if err != nil {
 		f.state.Store(tlsDone)
@@ -222,21 +222,16 @@ func (f *tlsFilter) EOF(l *Layer) {
 	}
 }
 
-// Timer is the handshake's timeout: closing the pipe ends a handshake
-// waiting for bytes, and one computing at its next read or write.
+// Timer is the handshake's timeout. The connection closes now; a
+// handshake that began fails at its next read or write (at once if it is
+// parked), as the pipe is closed, and is counted when it reports; one that
+// had not begun is counted here.
 func (f *tlsFilter) Timer(l *Layer) {
-	f.end(l, fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout))
-}
-
-// end ends a handshake in progress from the I/O side (its timeout):
-// the connection closes now, and a handshake that began fails at its
-// next read or write (at once if it is parked) and is counted when it
-// reports; one that had not begun is counted here. Delivery only.
-func (f *tlsFilter) end(l *Layer, err error) {
-	if f.state.Load() != tlsHandshaking || !f.ended.CompareAndSwap(nil, &err) {
+	if f.state.Load() != tlsHandshaking || f.timedOut.Swap(true) {
 		return
 	}
 	f.pipe.close()
+	err := f.timeoutError()
 	if f.waitHello {
 		f.waitHello = false
 		f.handshakeDone(l, err)
@@ -245,6 +240,10 @@ func (f *tlsFilter) end(l *Layer, err error) {
 	// Not waiting for the handshake to report: it may be queued behind
 	// busy workers, and the peer is not to hold its connection meanwhile.
 	l.Fail(fmt.Errorf("sock: TLS handshake with %v: %w", l.Conn().remote, err))
+}
+
+func (f *tlsFilter) timeoutError() error {
+	return fmt.Errorf("%w after %v", ErrHandshakeTimeout, f.timeout)
 }
 
 // drain decrypts what the pipe holds and passes the plaintext up, until
@@ -436,9 +435,8 @@ type tlsPipe struct {
 	holdReads, resume func()
 	// park gives the handshake's worker back while Read waits for the
 	// peer (pool.Blocking.Park of the handshake pool, set before the
-	// handshake starts), and waitFn is that wait.
+	// handshake starts).
 	park          func(wait func())
-	waitFn        func()
 	local, remote net.Addr
 }
 
@@ -543,7 +541,7 @@ func (p *tlsPipe) Read(b []byte) (n int, err error) {
 		// after it). A peer that stalls, or never sends a byte, must not
 		// keep a worker from the handshakes behind it.
 		p.mu.Unlock()
-		p.park(p.waitFn)
+		p.park(p.waitForBytes)
 		p.mu.Lock()
 	}
 	for n < len(b) && !p.in.empty() {
