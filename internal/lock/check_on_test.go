@@ -27,6 +27,14 @@ func on(f func()) {
 	wg.Wait()
 }
 
+// takeAA holds two locks of one class at once, which the checker reports.
+func takeAA(a1, a2 *lock.Mutex[classA]) {
+	a1.Lock()
+	a2.Lock()
+	a2.Unlock()
+	a1.Unlock()
+}
+
 func takeAB(a *lock.Mutex[classA], b *lock.Mutex[classB]) {
 	a.Lock()
 	b.Lock()
@@ -127,12 +135,7 @@ func TestLockCheckReportsLongerCycle(t *testing.T) {
 func TestLockCheckReportsSameClassHeldTwice(t *testing.T) {
 	checked(t)
 	var a1, a2 lock.Mutex[classA]
-	on(func() {
-		a1.Lock()
-		a2.Lock()
-		a2.Unlock()
-		a1.Unlock()
-	})
+	on(func() { takeAA(&a1, &a2) })
 	rs := lock.Reports()
 	if len(rs) != 1 || rs[0].Kind != lock.Nested || rs[0].Same || len(rs[0].Stacks) != 2 {
 		t.Fatalf("reports %v, want one of a class held twice, with two stacks", rs)
@@ -148,12 +151,7 @@ func TestLockCheckReportsSameClassHeldTwice(t *testing.T) {
 func TestLockCheckReportsSelfDeadlockAfterNested(t *testing.T) {
 	checked(t)
 	var a1, a2 lock.Mutex[classA]
-	on(func() {
-		a1.Lock()
-		a2.Lock()
-		a2.Unlock()
-		a1.Unlock()
-	})
+	on(func() { takeAA(&a1, &a2) })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
