@@ -47,6 +47,12 @@ type (
 	Filter = sock.Filter
 	// FlowHandler is a Handler told when its write queue runs high.
 	FlowHandler = sock.FlowHandler
+	// PacketConn is a datagram (UDP) socket.
+	PacketConn = sock.PacketConn
+	// PacketHandler receives a datagram socket's datagrams.
+	PacketHandler = sock.PacketHandler
+	// PacketOptions tunes a datagram socket.
+	PacketOptions = sock.PacketOptions
 )
 
 // Submit runs work on the engine's blocking-work pool, off the I/O
@@ -288,6 +294,15 @@ func (e *Engine) Dial(addr string, h Handler, o DialOptions) (*Conn, error) {
 	return sock.Dial(&e.env, addr, h, o)
 }
 
+// ListenPacket binds a datagram (UDP) socket to addr and reads from it
+// continuously: each datagram goes to h.OnPacket. See docs/datagrams.md.
+func (e *Engine) ListenPacket(addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
+	if e.isShutdown() {
+		return nil, ErrShutdown
+	}
+	return sock.ListenPacket(&e.env, addr, h, o)
+}
+
 // Backend is the backend the engine runs on (never BackendAuto).
 func (e *Engine) Backend() Backend { return e.backend }
 
@@ -375,6 +390,11 @@ type Stats struct {
 	// (timeouts included); ReadTimeouts, connections closed by their read
 	// timeout.
 	TLSHandshakes, TLSFailures, ReadTimeouts int64
+	// Datagram sockets: datagrams delivered and sent; received ones
+	// dropped for exceeding MaxDatagram; queued ones dropped (failed after
+	// their writer returned, or closed with the socket); sends that waited
+	// for room; receive errors that belonged to one datagram.
+	DatagramsIn, DatagramsOut, DatagramsTruncated, DatagramsDropped, DatagramsQueued, DatagramErrors int64
 	// Blocking and Handshakes are the blocking-work pools' counters (zero
 	// until first used).
 	Blocking, Handshakes pool.BlockingStats
@@ -450,14 +470,22 @@ func (e *Engine) Stats() Stats {
 		TLSHandshakes:     c.TLSHandshakes.Load(),
 		TLSFailures:       c.TLSFailures.Load(),
 		ReadTimeouts:      c.ReadTimeouts.Load(),
-		Blocking:          bw,
-		Handshakes:        bh,
-		Panics:            c.Panics.Load(),
-		CloseErrors:       c.CloseErrors.Load(),
-		Registrations:     e.group.Table().Len(),
-		TimersArmed:       timers,
-		Buffers:           e.buffers.Stats(),
-		Threads:           e.group.Stats(),
-		Goroutines:        runtime.NumGoroutine(),
+
+		DatagramsIn:        c.DatagramsIn.Load(),
+		DatagramsOut:       c.DatagramsOut.Load(),
+		DatagramsTruncated: c.DatagramsTruncated.Load(),
+		DatagramsDropped:   c.DatagramsDropped.Load(),
+		DatagramsQueued:    c.DatagramsQueued.Load(),
+		DatagramErrors:     c.DatagramErrors.Load(),
+
+		Blocking:      bw,
+		Handshakes:    bh,
+		Panics:        c.Panics.Load(),
+		CloseErrors:   c.CloseErrors.Load(),
+		Registrations: e.group.Table().Len(),
+		TimersArmed:   timers,
+		Buffers:       e.buffers.Stats(),
+		Threads:       e.group.Stats(),
+		Goroutines:    runtime.NumGoroutine(),
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/ioreactor/reactor/pool"
 )
 
-// CloseAll closes every listener and connection registered in env's
+// CloseAll closes every listener, datagram socket and connection registered in env's
 // group: listeners at once, connections gracefully; those still open at
 // deadline are aborted. It waits until every descriptor is closed and
 // every OnClose has run, and reports what is left if that takes more than
@@ -18,6 +18,8 @@ func CloseAll(env *Env, deadline time.Time) error {
 		table.Each(func(h pool.Handler) {
 			switch x := h.(type) {
 			case *Listener:
+				x.Close()
+			case *PacketConn:
 				x.Close()
 			case *Conn:
 				if graceful {

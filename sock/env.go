@@ -197,4 +197,15 @@ type Counters struct {
 	TLSHandshakes atomic.Int64
 	TLSFailures   atomic.Int64
 	ReadTimeouts  atomic.Int64
+	// Datagram sockets: datagrams delivered to OnPacket and taken by the
+	// kernel; received ones dropped for exceeding MaxDatagram; queued
+	// ones dropped (a send that failed after the writer returned, or a
+	// close); sends queued for a full send buffer; receive errors that
+	// belonged to one datagram.
+	DatagramsIn        atomic.Int64
+	DatagramsOut       atomic.Int64
+	DatagramsTruncated atomic.Int64
+	DatagramsDropped   atomic.Int64
+	DatagramsQueued    atomic.Int64
+	DatagramErrors     atomic.Int64
 }

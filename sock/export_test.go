@@ -1,5 +1,7 @@
 package sock
 
+import "github.com/ioreactor/reactor/pool"
+
 // FD exposes a connection's descriptor number to the fd-reuse test.
 func FD(c *Conn) int { return int(c.fd) }
 
@@ -15,4 +17,27 @@ func HoldsWriteQueue(c *Conn) bool {
 func SetHandshakeHook(f func()) (restore func()) {
 	old := testHookHandshake.Swap(&f)
 	return func() { testHookHandshake.Store(old) }
+}
+
+// SetPacketFullHook makes every datagram send for which f returns true
+// meet a full send buffer, as if the kernel had said EAGAIN.
+func SetPacketFullHook(f func() bool) (restore func()) {
+	old := testHookPacketFull.Swap(&f)
+	return func() { testHookPacketFull.Store(old) }
+}
+
+// FlushPacket sends p's queued datagrams from its loop, as a writable
+// edge would: a send refused by the hook leaves the socket writable, so
+// no edge follows.
+func FlushPacket(p *PacketConn) {
+	if p.life.incref() {
+		p.loop.Post(packetFlush{p})
+	}
+}
+
+type packetFlush struct{ p *PacketConn }
+
+func (t packetFlush) RunTask(*pool.Loop) {
+	defer t.p.decref()
+	t.p.flush()
 }

@@ -83,16 +83,22 @@ type inline struct{ n, errno uint32 }
 // packet will come: the issuer claims the completion and posts t, which
 // handles it on the loop, exactly once.
 func (c *Conn) settleIssue(op *poller.Operation, in *inline, t pool.Task, n uint32, err error) {
+	settleIssue(c.env, c.loop, c.os.io.skip, op, in, t, n, err)
+}
+
+// settleIssue is Conn.settleIssue for any socket: skip says whether
+// skip-on-success took effect on it, l is the loop that runs t.
+func settleIssue(env *Env, l *pool.Loop, skip bool, op *poller.Operation, in *inline, t pool.Task, n uint32, err error) {
 	switch {
 	case err == windows.ERROR_IO_PENDING:
-	case err == nil && !c.os.io.skip:
+	case err == nil && !skip:
 	case op.Complete():
 		*in = inline{n: n}
 		if err != nil {
 			*in = inline{errno: errnoOf(err)}
 		}
-		c.env.Counters.InlineCompletions.Add(1)
-		c.loop.Post(t)
+		env.Counters.InlineCompletions.Add(1)
+		l.Post(t)
 	}
 }
 
