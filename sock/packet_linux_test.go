@@ -1,9 +1,16 @@
 package sock_test
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"os/exec"
+	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/testutil"
@@ -52,4 +59,73 @@ func TestPacketSendsCostNoEvents(t *testing.T) {
 	if d := events() - before; d > sends/10 {
 		t.Errorf("%d events on the socket's thread for %d datagrams sent, want at most %d", d, sends, sends/10)
 	}
+}
+
+// TestPacketFullSendBufferQueuesAndFlushesInOrder: a real full send
+// buffer, with no hook. In a network namespace of its own, loopback is
+// slowed by a token-bucket qdisc (80 Mbit/s), so sent datagrams stay
+// charged to a 4 KiB send buffer until the qdisc lets them go: sendmsg
+// meets EAGAIN, datagrams queue, and the kernel's writable edge flushes
+// them. All 2,000 arrive whole and in order, none dropped.
+func TestPacketFullSendBufferQueuesAndFlushesInOrder(t *testing.T) {
+	// The test's thread enters the namespace and ends with the test's
+	// goroutine (never unlocked), so no other goroutine runs in it; the
+	// sockets made from it live in the namespace.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot make a network namespace (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	for _, args := range [][]string{{"ip", "link", "set", "lo", "up"},
+		{"tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "80mbit", "burst", "16kb", "latency", "2s"}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Skipf("%v: %v: %s (iproute2, and the kernel's sch_tbf, are needed to slow loopback)", args, err, out)
+		}
+	}
+	packetFullSendBuffer(t)
+}
+
+func packetFullSendBuffer(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	h := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, _ netip.AddrPort) { b.Release() }, closed: make(chan error, 1)}
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{SendBuffer: 4096, WriteLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := udpPeer(t, "127.0.0.1")
+	sink.setReadBuffer(4 << 20)
+	const count, size = 2000, 1000
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2*size)
+		for i := range count {
+			n, _, err := sink.recv(buf)
+			if err != nil {
+				got <- fmt.Errorf("datagram %d: %w", i, err)
+				return
+			}
+			if n != size || binary.LittleEndian.Uint32(buf) != uint32(i) || !bytes.Equal(buf[4:n], bytes.Repeat([]byte{byte(i)}, size-4)) {
+				got <- fmt.Errorf("datagram %d: %d bytes, #%d", i, n, binary.LittleEndian.Uint32(buf))
+				return
+			}
+		}
+		got <- nil
+	}()
+	msg := make([]byte, size)
+	for i := range count {
+		binary.LittleEndian.PutUint32(msg, uint32(i))
+		for j := 4; j < size; j++ {
+			msg[j] = byte(i)
+		}
+		if err := p.WriteTo(sink.addr(), msg); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+	}
+	if err := testutil.Await(t, got, 30*time.Second, "the sink"); err != nil {
+		t.Error(err)
+	}
+	s := e.Stats()
+	if s.DatagramsQueued == 0 || s.DatagramsDropped != 0 || s.DatagramsOut != count {
+		t.Errorf("queued %d (want some: the send buffer never filled), dropped %d, out %d of %d", s.DatagramsQueued, s.DatagramsDropped, s.DatagramsOut, count)
+	}
+	t.Logf("%d of %d datagrams waited for a writable edge", s.DatagramsQueued, count)
 }
