@@ -47,6 +47,11 @@ const MaxDatagramSize = 65527
 // work (with packetBatch datagrams a call, 32 datagrams).
 const packetBurst = 4
 
+// packetErrorRun bounds the receive errors in a row that a socket
+// survives: per-datagram errors (a port unreachable reported by ICMP)
+// come one at a time, a broken socket fails every receive.
+const packetErrorRun = 64
+
 // PacketHandler receives a datagram socket's datagrams. Its methods run on
 // an I/O thread, one at a time per socket, and must not block.
 type PacketHandler interface {

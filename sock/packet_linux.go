@@ -39,6 +39,7 @@ type packetReader struct {
 	// at and n: the last batch's datagrams at..n-1 are not delivered yet
 	// (the handler paused the socket); they go before anything new.
 	at, n int
+	errs  int // receive errors in a row
 }
 
 // packetWriter is the send state, guarded by wmu.
@@ -154,10 +155,17 @@ func (p *PacketConn) readSome(edge bool) {
 			// An ICMP error reported on the socket (ECONNREFUSED and the
 			// like, with IP_RECVERR or a connected peer) or a momentary
 			// shortage (ENOMEM): that datagram's trouble, not the
-			// socket's.
+			// socket's, unless it never ends.
 			p.env.Counters.DatagramErrors.Add(1)
+			if p.rd.errs++; p.rd.errs == packetErrorRun {
+				p.rmu.Unlock()
+				p.fail(os.NewSyscallError("recvmmsg", err))
+				p.rmu.Lock()
+				return
+			}
 			continue
 		}
+		p.rd.errs = 0
 		p.rd.at, p.rd.n = 0, n
 		p.deliverBatch()
 		if n < packetBatch {

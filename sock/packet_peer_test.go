@@ -38,3 +38,5 @@ func (p *udpTestPeer) recv(buf []byte) (int, netip.AddrPort, error) {
 func (p *udpTestPeer) addr() netip.AddrPort { return p.c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 func (p *udpTestPeer) setReadBuffer(n int) { p.c.SetReadBuffer(n) }
+
+func (p *udpTestPeer) close() { p.c.Close() }

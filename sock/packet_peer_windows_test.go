@@ -30,7 +30,8 @@ func udpPeer(t *testing.T, host string) *udpTestPeer {
 	if err != nil {
 		t.Fatal(os.NewSyscallError("socket", err))
 	}
-	t.Cleanup(func() { windows.Closesocket(s) })
+	p := &udpTestPeer{s: s}
+	t.Cleanup(p.close)
 	if err := windows.Bind(s, sa); err != nil {
 		t.Fatal(os.NewSyscallError("bind", err))
 	}
@@ -41,7 +42,8 @@ func udpPeer(t *testing.T, host string) *udpTestPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &udpTestPeer{s: s, self: addrOf(self)}
+	p.self = addrOf(self)
+	return p
 }
 
 func addrOf(sa windows.Sockaddr) netip.AddrPort {
@@ -80,4 +82,13 @@ func (p *udpTestPeer) addr() netip.AddrPort { return p.self }
 
 func (p *udpTestPeer) setReadBuffer(n int) {
 	windows.SetsockoptInt(p.s, windows.SOL_SOCKET, windows.SO_RCVBUF, n)
+}
+
+// close closes the socket once: a handle closed twice may by then name
+// another socket.
+func (p *udpTestPeer) close() {
+	if p.s != windows.InvalidHandle {
+		windows.Closesocket(p.s)
+		p.s = windows.InvalidHandle
+	}
 }

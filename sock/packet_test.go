@@ -507,3 +507,33 @@ func TestPacketManyWritersDatagramsWhole(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPacketUnreachablePeerDoesNotStopReading: a datagram sent to a port
+// nobody listens on draws an ICMP port unreachable; whatever the platform
+// makes of it (nothing on Linux without IP_RECVERR; WSAECONNRESET on the
+// next receive where SIO_UDP_CONNRESET cannot be turned off, as under
+// Wine), the socket goes on reading and answering.
+func TestPacketUnreachablePeerDoesNotStopReading(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	h := packetEcho()
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := udpPeer(t, "127.0.0.1")
+	closedPort := gone.addr()
+	gone.close()
+	c := udpPeer(t, "127.0.0.1")
+	for i := range 20 {
+		if err := p.WriteTo(closedPort, []byte("nobody")); err != nil {
+			t.Fatalf("send %d to a closed port: %v", i, err)
+		}
+		if got := exchange(t, c, p.LocalAddr(), 5, 1); got != 5 {
+			t.Fatalf("round %d: %d of 5 echoed", i, got)
+		}
+	}
+	if s := e.Stats(); s.DatagramsIn != 100 {
+		t.Errorf("DatagramsIn %d, want 100", s.DatagramsIn)
+	}
+	t.Logf("receive errors counted: %d", e.Stats().DatagramErrors)
+}

@@ -31,11 +31,6 @@ const (
 	opPacketRecv0   poller.Op = 16 // opPacketRecv0+i is receive slot i
 )
 
-// packetErrorRun bounds the receive errors in a row that a socket
-// survives: per-datagram errors (a port unreachable reported by ICMP)
-// come one at a time, a broken socket fails every receive.
-const packetErrorRun = 64
-
 type packetReader struct {
 	ops  [packetRecvSlots]*packetRecvOp
 	next int  // the slot delivered next
