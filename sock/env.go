@@ -200,8 +200,9 @@ type Counters struct {
 	// Datagram sockets: datagrams delivered to OnPacket and taken by the
 	// kernel; received ones dropped for exceeding MaxDatagram; queued
 	// ones dropped (a send that failed after the writer returned, or a
-	// close); sends queued for a full send buffer; receive errors that
-	// belonged to one datagram.
+	// close); sends that waited in the queue (a full send buffer; on
+	// Windows, a send in flight); receive errors that belonged to one
+	// datagram.
 	DatagramsIn        atomic.Int64
 	DatagramsOut       atomic.Int64
 	DatagramsTruncated atomic.Int64

@@ -19,9 +19,10 @@ func SetHandshakeHook(f func()) (restore func()) {
 	return func() { testHookHandshake.Store(old) }
 }
 
-// SetPacketFullHook makes every datagram send for which f returns true
-// meet a full send buffer, as if the kernel had said EAGAIN.
-func SetPacketFullHook(f func() bool) (restore func()) {
+// SetPacketFullHook makes every datagram send for which f (given the
+// datagram's size) returns true meet a full send buffer, as if the kernel
+// had said EAGAIN.
+func SetPacketFullHook(f func(n int) bool) (restore func()) {
 	old := testHookPacketFull.Swap(&f)
 	return func() { testHookPacketFull.Store(old) }
 }

@@ -273,9 +273,6 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	if err != nil {
 		return false, err
 	}
-	if h := testHookPacketFull.Load(); h != nil && (*h)() {
-		return false, nil
-	}
 	pieces := 0
 	for _, x := range bufs {
 		if len(x) > 0 {
@@ -317,6 +314,10 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 			n += len(bs)
 		}
 	}
+	if packetFullHook(n) {
+		clear(w.iov[:k])
+		return false, nil
+	}
 	w.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.rsa)), Namelen: namelen}
 	if k > 0 {
 		w.msg.Iov = &w.iov[0]
@@ -354,15 +355,30 @@ func (p *PacketConn) waitWritableLocked() {
 }
 
 // reinterest changes the registration; a poller that cannot is a broken
-// socket.
+// socket. Called with wmu held.
+//
+// An io_uring poller replaces the poll request, and an edge that comes
+// while the old one is gone is not reported for sure: the loop then reads
+// and flushes once (a task per change, and changes come only when a queue
+// starts or empties).
 func (p *PacketConn) reinterest(in poller.Interest) {
 	if err := p.loop.Poller().Modify(p.fd, p.reg.Token(), in); err != nil {
 		p.env.Counters.CloseErrors.Add(1)
 		go p.fail(err) // not under wmu: fail may reach teardown's locks
 		return
 	}
-	// A ring-backed poller applies the change at its loop's next wait.
-	p.loop.Kick()
+	if p.life.incref() {
+		p.loop.Post(packetRecheck{p})
+	}
+}
+
+// packetRecheck reads and flushes as an edge would; it holds a reference.
+type packetRecheck struct{ p *PacketConn }
+
+func (t packetRecheck) RunTask(*pool.Loop) {
+	defer t.p.decref()
+	t.p.readSome(true)
+	t.p.flush()
 }
 
 // queueDrainedLocked stops asking for writable edges once the queue is

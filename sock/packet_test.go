@@ -251,7 +251,9 @@ func TestPacketQueueKeepsOrderAndLimit(t *testing.T) {
 	to := c.addr()
 	var full atomic.Bool
 	full.Store(true)
-	defer sock.SetPacketFullHook(full.Load)()
+	// Datagrams of 101 bytes always find room: one of them, written while
+	// others are queued, shows whether it waits behind them.
+	defer sock.SetPacketFullHook(func(n int) bool { return full.Load() && n != 101 })()
 	msg := func(i int) []byte {
 		b := bytes.Repeat([]byte{byte(i)}, 100)
 		binary.LittleEndian.PutUint32(b, uint32(i))
@@ -298,13 +300,16 @@ func TestPacketQueueKeepsOrderAndLimit(t *testing.T) {
 		}
 		sent++
 	}
-	full.Store(false)
-	if err := p.WriteTo(to, msg(sent)); err != nil {
+	if err := p.WriteTo(to, msg(sent), []byte{0xff}); err != nil {
 		t.Fatal(err)
 	}
 	sent++
+	full.Store(false)
 	sock.FlushPacket(p)
-	receive(20, sent)
+	receive(20, sent-1)
+	if n, _, err := c.recv(buf); err != nil || n != 101 || !bytes.Equal(buf[:100], msg(sent-1)) {
+		t.Fatalf("the datagram written behind the queue: %d bytes, %v", n, err)
+	}
 	if q := p.QueuedBytes(); q != 0 {
 		t.Errorf("QueuedBytes after the flush: %d", q)
 	}
@@ -323,7 +328,7 @@ func TestPacketCloseWithQueueDropsAndCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sock.SetPacketFullHook(func() bool { return true })()
+	defer sock.SetPacketFullHook(func(int) bool { return true })()
 	to := netip.MustParseAddrPort("127.0.0.1:9")
 	for range 5 {
 		if err := p.WriteTo(to, make([]byte, 1000)); err != nil {

@@ -299,14 +299,17 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 		}
 		return false, err
 	}
-	if h := testHookPacketFull.Load(); h != nil && (*h)() {
+	n := 0
+	for _, x := range bufs {
+		n += len(x)
+	}
+	for x := b; x != nil; x = x.Next() {
+		n += x.Len()
+	}
+	if packetFullHook(n) {
 		return false, nil
 	}
 	if b == nil {
-		n := 0
-		for _, x := range bufs {
-			n += len(x)
-		}
 		b = copyToChain(p.env.Buffers, bufs, n)
 	}
 	op.wsa = op.wsa[:0]
@@ -326,8 +329,8 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	w.inflight = true
 	p.life.acquire() // the operation's reference
 	op.Arm()
-	var n uint32
-	err = windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &n, 0, &op.rsa, namelen, &op.Overlapped, nil)
+	var done uint32
+	err = windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &done, 0, &op.rsa, namelen, &op.Overlapped, nil)
 	if err != nil && err != windows.ERROR_IO_PENDING && op.Complete() {
 		// Failed at once: no packet will come. The datagram's own error
 		// goes to its writer.
@@ -337,7 +340,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 		p.life.decref() // not the last: the caller holds one
 		return false, os.NewSyscallError("WSASendTo", err)
 	}
-	settleIssue(p.env, p.loop, p.rd.skip, &op.Operation, &op.inline, op, n, err)
+	settleIssue(p.env, p.loop, p.rd.skip, &op.Operation, &op.inline, op, done, err)
 	return true, nil
 }
 
