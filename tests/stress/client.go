@@ -45,8 +45,9 @@ type Corruption struct {
 
 // totals are the live counters of all connections, for the progress line.
 type totals struct {
-	bytes    atomic.Int64
-	messages atomic.Int64
+	bytes     atomic.Int64
+	messages  atomic.Int64
+	datagrams atomic.Int64
 }
 
 // chunk is one write in flight.

@@ -5,7 +5,8 @@
 //
 // Each connection streams the pattern 0, 1, …, 250, 0, 1, … in
 // random-sized writes, with at most -window bytes unechoed, and checks
-// every byte that comes back. At the end the writers stop, the readers
+// every byte that comes back. With -udp, datagram flows run beside them
+// (datagram.go). At the end the writers stop, the readers
 // drain, the engine shuts down, and the report compares the counters
 // before and after. The exit status is 1, with the reason on the last
 // line, on any corruption, client error or leak.
@@ -41,6 +42,9 @@ func main() {
 	flag.IntVar(&cfg.Reads, "reads", 1, "reads outstanding per engine connection")
 	flag.IntVar(&cfg.ReadChain, "read-chain", 4, "buffers one engine read may fill (readv) once a stream fills whole buffers")
 	flag.StringVar(&cfg.Backend, "backend", "auto", "engine backend: auto (io_uring where allowed), epoll or uring")
+	flag.IntVar(&cfg.UDPFlows, "udp", 0, "datagram flows beside the connections, each a UDP socket sending to the engine's datagram echo")
+	flag.IntVar(&cfg.UDPMaxSize, "udp-max-size", 1400, "largest datagram in bytes")
+	flag.IntVar(&cfg.UDPWindow, "udp-window", 16, "datagrams unanswered per flow, at most")
 	asJSON := flag.Bool("json", false, "print the report as JSON too")
 	flag.Parse()
 	if flag.NArg() > 0 {

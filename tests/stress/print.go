@@ -45,6 +45,20 @@ func (r *Report) print(w io.Writer) {
 	if r.ShutdownError != "" {
 		fmt.Fprintf(w, "shutdown error    %s\n", r.ShutdownError)
 	}
+	if d := r.Datagrams; d != nil {
+		drops := "unknown here"
+		if d.KernelDrops != nil {
+			drops = strconv.FormatUint(*d.KernelDrops, 10)
+		}
+		fmt.Fprintf(w, "datagrams         %d flows, %d-%d bytes, window %d: %d sent, %d echoed whole (%.0f/s), %d lost (%d answered late; receive buffers dropped %s), %d duplicated, %d changed\n",
+			d.Flows, datagramHeader, c.UDPMaxSize, c.UDPWindow, d.Sent, d.Echoed, d.PerSec, d.Lost, d.Late, drops, d.Duplicates, d.Corrupt)
+		l := d.Latency
+		fmt.Fprintf(w, "datagram latency  p50 %v  p99 %v  p99.9 %v  max %v  mean %v\n",
+			dur(l.P50), dur(l.P99), dur(l.P999), dur(l.Max), dur(l.Mean))
+		for _, e := range d.Errors[:min(len(d.Errors), maxListed)] {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
 
 	row := func(name, before, after string) {
 		fmt.Fprintf(w, "%-26s %12s %12s\n", name, before, after)
@@ -64,6 +78,11 @@ func (r *Report) print(w io.Writer) {
 		row("engine callback panics", num(b.Panics), num(a.Panics))
 		row("engine timers armed", num(int64(b.TimersArmed)), num(int64(a.TimersArmed)))
 		row("engine blocking work left", num(int64(b.BlockingLeft)), num(int64(a.BlockingLeft)))
+		if r.Datagrams != nil {
+			row("engine datagrams in", num(b.DatagramsIn), num(a.DatagramsIn))
+			row("engine datagrams out", num(b.DatagramsOut), num(a.DatagramsOut))
+			row("engine datagrams dropped", num(b.DatagramsDropped), num(a.DatagramsDropped))
+		}
 	}
 	bp, ap := r.Before.Process, r.After.Process
 	row("process fds", fdCount(bp), fdCount(ap))

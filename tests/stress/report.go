@@ -30,6 +30,8 @@ type Report struct {
 	Corruptions    []Corruption `json:"corruptions"`
 	ClientErrors   []string     `json:"client_errors"`
 	ShutdownError  string       `json:"shutdown_error,omitempty"`
+	// Datagrams is the datagram flows' outcome (-udp), nil without them.
+	Datagrams *DatagramReport `json:"datagrams,omitempty"`
 	// Before is counted before the engine starts (the process) and just
 	// after (the engine); After once the engine is shut down.
 	Before Snapshot `json:"before"`
@@ -70,6 +72,9 @@ type EngineCounters struct {
 	TimersArmed      int   `json:"timers_armed"`
 	BlockingLeft     int   `json:"blocking_left"` // blocking work running or queued
 	Threads          int   `json:"threads"`
+	DatagramsIn      int64 `json:"datagrams_in"`
+	DatagramsOut     int64 `json:"datagrams_out"`
+	DatagramsDropped int64 `json:"datagrams_dropped"` // queued sends dropped (failed later, or closed)
 }
 
 // ProcessCounters are the whole process's, client included.
@@ -88,7 +93,8 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 		TimersArmed: s.TimersArmed,
 		BlockingLeft: s.Blocking.Running + s.Blocking.Queued + s.Blocking.Parked +
 			s.Handshakes.Running + s.Handshakes.Queued + s.Handshakes.Parked,
-		Threads: len(s.Threads),
+		Threads:     len(s.Threads),
+		DatagramsIn: s.DatagramsIn, DatagramsOut: s.DatagramsOut, DatagramsDropped: s.DatagramsDropped,
 	}
 }
 
@@ -107,7 +113,14 @@ func (r *Report) buffersBound(threads int) int64 {
 	if r.Backend == reactor.BackendURing.String() {
 		loan = reactor.DefaultRingBuffers
 	}
-	return int64(c.Conns*perConn + threads*loan)
+	// The datagram echo: its receive slots (8, each a chain for the
+	// largest datagram), and an echo queued per datagram in flight.
+	chain := (c.UDPMaxSize + size - 1) / size
+	udp := 0
+	if c.UDPFlows > 0 {
+		udp = 8*chain + c.UDPFlows*c.UDPWindow*chain
+	}
+	return int64(c.Conns*perConn + threads*loan + udp)
 }
 
 func takeProcess() ProcessCounters {
@@ -144,6 +157,9 @@ func (r *Report) collect(clients []*client) {
 		}
 	}
 	secs := float64(r.Duration) / 1e9
+	if r.Datagrams != nil {
+		r.Datagrams.PerSec = float64(r.Datagrams.Echoed) / secs
+	}
 	r.MessagesPerSec = float64(r.Messages) / secs
 	r.MBPerSec = float64(r.BytesValidated) / 1e6 / secs
 	r.Latency = Latency{
@@ -167,6 +183,23 @@ func (r *Report) judge() {
 	}
 	if r.ShutdownError != "" {
 		fail("engine shutdown: %s", r.ShutdownError)
+	}
+	if d := r.Datagrams; d != nil {
+		if d.Corrupt > 0 || d.Duplicates > 0 {
+			fail("%d datagram answer(s) changed or matching none sent, %d answered twice", d.Corrupt, d.Duplicates)
+		}
+		if n := len(d.Errors); n > 0 {
+			fail("%d datagram flow error(s)", n)
+		}
+		if d.Echoed == 0 && d.Flows > 0 {
+			fail("no datagram was echoed")
+		}
+		// On loopback a datagram vanishes only where a receive buffer
+		// overflowed, which the kernel counts; a loss it did not count is
+		// the engine's. (Late answers were lost only to the wait.)
+		if d.KernelDrops != nil && d.Lost > d.Late+*d.KernelDrops {
+			fail("%d datagrams lost (%d of them answered late), the kernel's receive buffers dropped %d: the rest vanished in the engine", d.Lost, d.Late, *d.KernelDrops)
+		}
 	}
 	if a := r.After.Engine; a != nil {
 		if a.ConnsOpen != 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/sock"
 )
 
 const (
@@ -40,7 +41,10 @@ type Config struct {
 	Shared     bool          `json:"shared"`
 	Reads      int           `json:"reads"`
 	ReadChain  int           `json:"read_chain"`
-	Backend    string        `json:"backend"` // auto, epoll or uring; the report names the one taken
+	Backend    string        `json:"backend"`      // auto, epoll or uring; the report names the one taken
+	UDPFlows   int           `json:"udp_flows"`    // datagram flows beside the connections (in-process engine only)
+	UDPMaxSize int           `json:"udp_max_size"` // largest datagram
+	UDPWindow  int           `json:"udp_window"`   // datagrams unanswered per flow, at most
 }
 
 func (c *Config) validate() error {
@@ -55,6 +59,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-window (%d) must be at least -max-size (%d): a chunk must fit in the window", c.Window, c.MaxSize)
 	case c.IOThreads < 0 || c.BufferSize < 1 || c.Reads < 1:
 		return errors.New("need -io-threads ≥ 0, -buffer-size ≥ 1 and -reads ≥ 1")
+	case c.UDPFlows < 0:
+		return errors.New("-udp must not be negative")
+	case c.UDPFlows > 0 && (c.UDPMaxSize < datagramHeader || c.UDPMaxSize > sock.MaxDatagramSize || c.UDPWindow < 1):
+		return fmt.Errorf("need %d ≤ -udp-max-size ≤ %d and -udp-window ≥ 1", datagramHeader, sock.MaxDatagramSize)
+	case c.UDPFlows > 0 && c.Addr != "":
+		return errors.New("-udp drives the in-process engine's datagram echo: not with -addr")
 	}
 	if c.Addr == "" {
 		return nil
@@ -84,9 +94,10 @@ func run(ctx context.Context, cfg Config, live io.Writer) (*Report, error) {
 	rep.Before.Process = takeProcess()
 
 	var e *reactor.Engine
+	var packetAddr netip.AddrPort
 	if cfg.Addr == "" {
 		var err error
-		if e, rep.Server, err = startEngine(cfg); err != nil {
+		if e, rep.Server, packetAddr, err = startEngine(cfg); err != nil {
 			return nil, err
 		}
 		rep.Backend = e.Backend().String()
@@ -106,6 +117,17 @@ func run(ctx context.Context, cfg Config, live io.Writer) (*Report, error) {
 		c.setDeadline(start.Add(cfg.Duration + cfg.Drain))
 		wg.Go(func() { c.write(stop) })
 		wg.Go(c.read)
+	}
+	if cfg.UDPFlows > 0 {
+		rep.Datagrams = &DatagramReport{Errors: []string{}}
+		drops, dropsOK := udpDrops()
+		wg.Go(func() {
+			runDatagrams(&cfg, packetAddr, stop, cfg.Drain, rep.Datagrams, &t.datagrams)
+			if after, ok := udpDrops(); ok && dropsOK {
+				d := after - drops
+				rep.Datagrams.KernelDrops = &d
+			}
+		})
 	}
 	finished := make(chan struct{})
 	go func() {
@@ -156,11 +178,12 @@ func primeNetpoller() error {
 }
 
 // startEngine starts the engine with an echo listener on a loopback port
-// chosen by the kernel, and returns the address it listens on.
-func startEngine(cfg Config) (*reactor.Engine, string, error) {
+// chosen by the kernel, and with cfg.UDPFlows a datagram echo, and returns
+// the addresses they are bound to.
+func startEngine(cfg Config) (*reactor.Engine, string, netip.AddrPort, error) {
 	backend, err := reactor.ParseBackend(cfg.Backend)
 	if err != nil {
-		return nil, "", err
+		return nil, "", netip.AddrPort{}, err
 	}
 	e, err := reactor.New(reactor.Config{
 		IOThreads:    cfg.IOThreads,
@@ -171,17 +194,27 @@ func startEngine(cfg Config) (*reactor.Engine, string, error) {
 		Backend:      backend,
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("starting the engine: %w", err)
+		return nil, "", netip.AddrPort{}, fmt.Errorf("starting the engine: %w", err)
 	}
-	ln, err := e.Listen("127.0.0.1:0", &echo.Handler{Reads: cfg.Reads}, reactor.ListenOptions{})
-	if err != nil {
-		err = fmt.Errorf("listening: %w", err)
+	fail := func(err error) (*reactor.Engine, string, netip.AddrPort, error) {
 		if serr := e.Shutdown(shutdownTimeout); serr != nil {
 			err = errors.Join(err, fmt.Errorf("shutting the engine down: %w", serr))
 		}
-		return nil, "", err
+		return nil, "", netip.AddrPort{}, err
 	}
-	return e, ln.Addr().String(), nil
+	ln, err := e.Listen("127.0.0.1:0", &echo.Handler{Reads: cfg.Reads}, reactor.ListenOptions{})
+	if err != nil {
+		return fail(fmt.Errorf("listening: %w", err))
+	}
+	var packetAddr netip.AddrPort
+	if cfg.UDPFlows > 0 {
+		p, err := e.ListenPacket("127.0.0.1:0", packetEcho{}, reactor.PacketOptions{MaxDatagram: cfg.UDPMaxSize})
+		if err != nil {
+			return fail(fmt.Errorf("binding the datagram echo: %w", err))
+		}
+		packetAddr = p.LocalAddr()
+	}
+	return e, ln.Addr().String(), packetAddr, nil
 }
 
 // dialAll connects cfg.Conns clients; a connection that fails is a client

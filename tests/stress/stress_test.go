@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,60 @@ func TestStressInProcess(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+	}
+}
+
+// TestStressWithDatagrams: connections and datagram flows together; every
+// datagram that did not come back is one the kernel's receive buffers
+// dropped.
+func TestStressWithDatagrams(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Go's net cannot make a UDP socket under Wine (its SIO_UDP_CONNRESET call fails), and the flows are Go's net")
+	}
+	cfg := Config{
+		Conns: 4, Duration: time.Second, Drain: 5 * time.Second,
+		MinSize: 1, MaxSize: 16384, Window: 65536, Seed: 1,
+		BufferSize: 16384, Reads: 1, ReadChain: 4,
+		Backend:  cmp.Or(os.Getenv(testutil.BackendEnv), "auto"),
+		UDPFlows: 4, UDPMaxSize: 1400, UDPWindow: 8,
+	}
+	rep, err := run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Datagrams
+	if d == nil || d.Echoed == 0 || d.Sent < d.Echoed {
+		t.Fatalf("datagram report %+v, want datagrams echoed", d)
+	}
+	if !rep.OK() {
+		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+	}
+}
+
+// TestJudgeFailsOnDatagramTrouble: a changed or twice-answered datagram,
+// or a loss the kernel did not count, fails the run.
+func TestJudgeFailsOnDatagramTrouble(t *testing.T) {
+	cfg := Config{Conns: 1, Window: 64 << 10, BufferSize: 16 << 10, Reads: 1, ReadChain: 4, UDPFlows: 1, UDPMaxSize: 1400, UDPWindow: 4}
+	drops := uint64(3)
+	for _, tc := range []struct {
+		name string
+		d    DatagramReport
+		want string
+	}{
+		{"changed", DatagramReport{Flows: 1, Echoed: 5, Corrupt: 1}, "changed"},
+		{"twice", DatagramReport{Flows: 1, Echoed: 5, Duplicates: 1}, "answered twice"},
+		{"vanished", DatagramReport{Flows: 1, Echoed: 5, Lost: 5, Late: 1, KernelDrops: &drops}, "vanished in the engine"},
+		{"none", DatagramReport{Flows: 1}, "no datagram"},
+	} {
+		r := &Report{Config: cfg, BytesValidated: 1, Conns: 1, Datagrams: &tc.d}
+		r.judge()
+		if r.OK() || !strings.Contains(r.Verdict(), tc.want) {
+			t.Errorf("%s: judged %q, want a failure naming %q", tc.name, r.Verdict(), tc.want)
+		}
+	}
+	r := &Report{Config: cfg, BytesValidated: 1, Conns: 1, Datagrams: &DatagramReport{Flows: 1, Echoed: 5, Lost: 4, Late: 1, KernelDrops: &drops}}
+	if r.judge(); !r.OK() {
+		t.Errorf("losses the kernel counted failed the run: %s", r.Verdict())
 	}
 }
 
