@@ -49,7 +49,14 @@ type packetWriter struct {
 	msg     unix.Msghdr
 	big     []byte // a datagram in more than packetGather pieces is copied here, made on first use
 	wantOut bool   // registered for writable edges
+	// sendmmsg's headers, addresses and iovecs for a gathered batch.
+	mhdrs [packetSendBatch]unix.Mmsghdr
+	mrsa  [packetSendBatch]unix.RawSockaddrAny
+	miov  []unix.Iovec
 }
+
+// packetSendBatch is how many gathered datagrams one sendmmsg takes.
+const packetSendBatch = 16
 
 // ListenPacket binds a UDP socket to addr ("127.0.0.1:0", "[::1]:5353")
 // and starts reading: each datagram goes to h.OnPacket.
@@ -167,7 +174,9 @@ func (p *PacketConn) readSome(edge bool) {
 		}
 		p.rd.errs = 0
 		p.rd.at, p.rd.n = 0, n
+		p.startGathering()
 		p.deliverBatch()
+		p.sendGathered()
 		if n < packetBatch {
 			// The receive queue is empty: the next datagram raises a new
 			// edge.
@@ -379,6 +388,81 @@ func (t packetRecheck) RunTask(*pool.Loop) {
 	defer t.p.decref()
 	t.p.readSome(true)
 	t.p.flush()
+}
+
+// sendBatchLocked sends the gathered datagrams, oldest first, with
+// sendmmsg. Those the send buffer has no room for join the queue (which
+// is empty: sends gather only then); one that fails is dropped and
+// counted, as a queued one is. Called with wmu held.
+func (p *PacketConn) sendBatchLocked() {
+	w := &p.pw
+	g := p.gather
+	for i := 0; i < len(g); {
+		k := min(packetSendBatch, len(g)-i)
+		w.miov = w.miov[:0]
+		for j := range k {
+			o := &g[i+j]
+			namelen, _ := putDatagramAddr(&w.mrsa[j], p.v6, o.to) // the family was checked when it was gathered
+			start := len(w.miov)
+			for x := o.b; x != nil; x = x.Next() {
+				if x.Len() > 0 {
+					bs := x.Bytes()
+					w.miov = append(w.miov, unix.Iovec{Base: &bs[0], Len: uint64(len(bs))})
+				}
+			}
+			w.mhdrs[j] = unix.Mmsghdr{Hdr: unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.mrsa[j])), Namelen: namelen}}
+			if n := len(w.miov) - start; n > 0 {
+				w.mhdrs[j].Hdr.SetIovlen(n)
+			}
+		}
+		// The iovecs' slice may have grown while filling: point the
+		// headers into it only now.
+		for j, at := 0, 0; j < k; j++ {
+			if n := int(w.mhdrs[j].Hdr.Iovlen); n > 0 {
+				w.mhdrs[j].Hdr.Iov = &w.miov[at]
+				at += n
+			}
+		}
+		sent := k
+		if packetFullHook(g[i].n) {
+			sent = 0
+		}
+		var e unix.Errno
+		if sent > 0 {
+			// Headers, addresses and iovecs live in p.pw; the bytes in the
+			// gathered buffers: all reachable and unmoved for the call.
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&w.mhdrs[0])), uintptr(k),
+				unix.MSG_DONTWAIT, 0, 0)
+			sent, e = int(r), errno
+		} else {
+			e = unix.EAGAIN
+		}
+		clear(w.miov)
+		if e == 0 {
+			for j := range sent {
+				p.env.Counters.DatagramsOut.Add(1)
+				p.env.addOut(p.loop, g[i+j].n)
+				g[i+j].b.Release()
+			}
+			i += sent
+			continue
+		}
+		switch e {
+		case unix.EINTR:
+		case unix.EAGAIN:
+			for _, o := range g[i:] {
+				p.wq = append(p.wq, o)
+				p.wqBytes += int64(o.n)
+				p.env.Counters.DatagramsQueued.Add(1)
+			}
+			p.waitWritableLocked()
+			return
+		default:
+			g[i].b.Release()
+			p.env.Counters.DatagramsDropped.Add(1)
+			i++
+		}
+	}
 }
 
 // queueDrainedLocked stops asking for writable edges once the queue is

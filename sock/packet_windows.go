@@ -369,6 +369,10 @@ func (p *PacketConn) sendDone(n, errno uint32) {
 	}
 }
 
+// sendBatchLocked has nothing to send on Windows: the loop never gathers
+// there (readSome does not start it), each send is its own WSASendTo.
+func (p *PacketConn) sendBatchLocked() {}
+
 // waitWritableLocked has nothing to do on Windows: the send in flight
 // completes and issues the next.
 func (p *PacketConn) waitWritableLocked() {}
