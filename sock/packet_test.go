@@ -542,3 +542,67 @@ func TestPacketUnreachablePeerDoesNotStopReading(t *testing.T) {
 	}
 	t.Logf("receive errors counted: %d", e.Stats().DatagramErrors)
 }
+
+// TestPacketAnswersFromOnPacketKeepOrder: what OnPacket sends goes out in
+// the order it was sent, across a batch of arrivals (on Linux the loop
+// gathers it into one sendmmsg); an answer that fails is dropped and
+// counted and the others go; answers that meet a full send buffer queue
+// and follow in order.
+func TestPacketAnswersFromOnPacketKeepOrder(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	bad := netip.MustParseAddrPort("127.0.0.1:0") // no datagram can go to port 0
+	h := &packetFuncs{onPacket: func(p *reactor.PacketConn, b *pool.Buffer, from netip.AddrPort) {
+		k := string(b.Bytes())
+		b.Release()
+		for _, x := range []struct {
+			to  netip.AddrPort
+			msg string
+		}{{from, k + "a"}, {bad, "lost"}, {from, k + "b"}} {
+			if err := p.WriteTo(x.to, []byte(x.msg)); err != nil && x.to != bad {
+				panic(err)
+			}
+		}
+	}, closed: make(chan error, 1)}
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := udpPeer(t, "127.0.0.1")
+	buf := make([]byte, 100)
+	expect := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			for _, s := range []string{"a", "b"} {
+				n, _, err := c.recv(buf)
+				if want := fmt.Sprintf("%03d%s", i, s); err != nil || string(buf[:n]) != want {
+					t.Fatalf("got %q, %v; want %q", buf[:n], err, want)
+				}
+			}
+		}
+	}
+	for i := range 50 {
+		if err := c.send([]byte(fmt.Sprintf("%03d", i)), p.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(0, 50)
+	if s := statsWhen(e, func(s reactor.Stats) bool { return s.DatagramsDropped == 50 && s.DatagramsOut == 100 }); s.DatagramsDropped != 50 || s.DatagramsOut != 100 {
+		t.Errorf("dropped %d, out %d; want 50 (the answers to port 0), 100", s.DatagramsDropped, s.DatagramsOut)
+	}
+
+	var full atomic.Bool
+	full.Store(true)
+	defer sock.SetPacketFullHook(func(int) bool { return full.Load() })()
+	for i := 50; i < 60; i++ {
+		if err := c.send([]byte(fmt.Sprintf("%03d", i)), p.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statsWhen(e, func(s reactor.Stats) bool { return s.DatagramsIn == 60 })
+	if q := p.QueuedBytes(); q == 0 {
+		t.Errorf("no answer queued while the send buffer was full")
+	}
+	full.Store(false)
+	sock.FlushPacket(p)
+	expect(50, 60)
+}
