@@ -102,7 +102,7 @@ func runPair(o options, m machine, b binaries, w workload, peer string, peerFirs
 	var errs []string
 	srvs := map[string]*server{}
 	for _, name := range names {
-		s, err := startServer(o, m, b, name)
+		s, err := startServer(o, m, b, name, w)
 		if err != nil {
 			errs = append(errs, err.Error())
 			break

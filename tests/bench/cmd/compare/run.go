@@ -90,7 +90,7 @@ func progressLine(w workload, m machine, r load.Result) string {
 
 // runOne starts the server, drives it with the client, and stops it.
 func runOne(o options, m machine, b binaries, w workload, server string) (load.Result, error) {
-	srv, err := startServer(o, m, b, server)
+	srv, err := startServer(o, m, b, server, w)
 	if err != nil {
 		return load.Result{}, err
 	}
@@ -116,6 +116,9 @@ func drive(o options, m machine, b binaries, w workload, srv *server, windowAt t
 		"-window", o.window.String(),
 		"-setup-timeout", setupTimeout.String(),
 		"-server-pid", strconv.Itoa(srv.cmd.Process.Pid),
+	}
+	if w.udp {
+		argv = append(argv, "-udp")
 	}
 	limit := o.warmup + o.window + 2*setupTimeout + 30*time.Second
 	if !windowAt.IsZero() {
@@ -154,9 +157,12 @@ type server struct {
 	err    error         // Wait's error, once done is closed
 }
 
-// startServer starts the server and reads its "listening on" line.
-func startServer(o options, m machine, b binaries, engine string) (*server, error) {
+// startServer starts the server for w and reads its "listening on" line.
+func startServer(o options, m machine, b binaries, engine string, w workload) (*server, error) {
 	argv := []string{b.server, "-engine", engine, "-addr", "127.0.0.1:0", "-io-threads", strconv.Itoa(o.ioThreads)}
+	if w.udp {
+		argv = append(argv, "-network", "udp")
+	}
 	switch engine {
 	case "reactor-busy":
 		argv[2] = "reactor"

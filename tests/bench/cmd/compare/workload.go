@@ -30,9 +30,10 @@ func isVariant(s string) bool { return slices.Contains(variants, s) }
 type workload struct {
 	name  string // as -workloads spells it
 	mode  load.Mode
-	conns int // connections carrying the measured traffic
-	size  int // message size, or write size when streaming
-	idle  int // idle connections (idle mode)
+	conns int  // connections carrying the measured traffic
+	size  int  // message size, or write size when streaming
+	idle  int  // idle connections (idle mode)
+	udp   bool // ping-pong over connected UDP sockets: each message a datagram
 }
 
 // title says what the workload is, with its real counts.
@@ -42,6 +43,9 @@ func (w workload) title() string {
 		return fmt.Sprintf("%s conns streaming %s writes", count(w.conns), bytesize(w.size))
 	case load.Idle:
 		return fmt.Sprintf("%s idle + %s active × %s", count(w.idle), count(w.conns), bytesize(w.size))
+	}
+	if w.udp {
+		return fmt.Sprintf("%s UDP sockets × %s datagram ping-pong", count(w.conns), bytesize(w.size))
 	}
 	return fmt.Sprintf("%s conns × %s ping-pong", count(w.conns), bytesize(w.size))
 }
@@ -54,6 +58,8 @@ func baseWorkloads(o options) []workload {
 		{name: "pp512", mode: load.PingPong, conns: 1000, size: 512},
 		{name: "stream", mode: load.Stream, conns: 50, size: 64 << 10},
 		{name: "idle", mode: load.Idle, conns: o.idleActive, size: 64, idle: o.idleConns},
+		// Not one of issue 4's workloads: datagram sockets came later.
+		{name: "udp64", mode: load.PingPong, conns: 50, size: 64, udp: true},
 	}
 }
 

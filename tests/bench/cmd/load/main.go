@@ -33,6 +33,7 @@ func run() (err error) {
 	flag.IntVar(&cfg.Conns, "conns", 50, "connections carrying measured traffic")
 	flag.IntVar(&cfg.Size, "size", 64, "message size (pingpong, idle's active connections) or write size (stream)")
 	flag.IntVar(&cfg.InFlight, "inflight", 1, "ping-pong messages in flight per connection")
+	flag.BoolVar(&cfg.Datagram, "udp", false, "pingpong over connected UDP sockets: each message one datagram")
 	flag.IntVar(&cfg.IdleConns, "idle", 0, "idle mode: connections that echo once, then stay open")
 	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before the window, not counted")
 	flag.DurationVar(&cfg.Window, "window", 5*time.Second, "measured time")

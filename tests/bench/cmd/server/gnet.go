@@ -63,11 +63,16 @@ func gnetAddr(eng gnet.Engine) (string, error) {
 }
 
 // serveGnet runs gnet with threads event loops, each locked to its OS
-// thread as reactor's I/O threads are.
-func serveGnet(addr string, threads int) (string, error) {
+// thread as reactor's I/O threads are. With udp it serves datagrams: each
+// OnTraffic is one datagram, and Write answers its sender.
+func serveGnet(addr string, threads int, udp bool) (string, error) {
 	h := &gnetEcho{booted: make(chan string, 1), failed: make(chan error, 1)}
+	proto := "tcp://"
+	if udp {
+		proto = "udp://"
+	}
 	go func() {
-		err := gnet.Run(h, "tcp://"+addr,
+		err := gnet.Run(h, proto+addr,
 			gnet.WithMulticore(false),
 			gnet.WithNumEventLoop(threads),
 			gnet.WithLockOSThread(true),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"runtime"
 
 	"github.com/ioreactor/reactor"
@@ -46,3 +47,33 @@ func newHopHandler() *hopHandler {
 func (h *hopHandler) OnRead(c *reactor.Conn, b *reactor.Buffer, err error) {
 	h.work <- hopItem{c, b, err}
 }
+
+// packetHop is hopHandler for datagrams: OnPacket hands the datagram to a
+// worker goroutine, which answers it.
+type packetHop struct {
+	work chan packetHopItem
+}
+
+type packetHopItem struct {
+	p    *reactor.PacketConn
+	b    *reactor.Buffer
+	from netip.AddrPort
+}
+
+func newPacketHop() *packetHop {
+	h := &packetHop{work: make(chan packetHopItem, hopQueue)}
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for it := range h.work {
+				it.p.WriteBufferTo(it.from, it.b)
+			}
+		}()
+	}
+	return h
+}
+
+func (h *packetHop) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	h.work <- packetHopItem{p, b, from}
+}
+
+func (*packetHop) OnClose(*reactor.PacketConn, error) {}

@@ -33,6 +33,7 @@ func main() {
 	ringSlots := flag.Int("ring-slots", 0, "reactor, reactor-hop on io_uring: most buffers an I/O thread may lend (0 = the engine's default)")
 	backend := flag.String("backend", "auto", "reactor, reactor-hop: auto (io_uring where allowed), epoll or uring")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
+	network := flag.String("network", "tcp", "tcp, or udp: echo each datagram back to its sender (reactor, gnet, nbio, net)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -40,6 +41,10 @@ func main() {
 	if *threads < 1 || *bufSize <= 0 || *busyPoll < 0 {
 		fatalf("-io-threads must be ≥ 1, -buffer-size > 0 and -busy-poll ≥ 0")
 	}
+	if *network != "tcp" && *network != "udp" {
+		fatalf("-network %q: want tcp or udp", *network)
+	}
+	udp := *network == "udp"
 
 	// Catch the signals before announcing the address, so a runner that
 	// signals right after reading the line is not racing the handler.
@@ -61,13 +66,18 @@ func main() {
 			backend:   *backend,
 			ringBufs:  *ringBufs,
 			ringSlots: *ringSlots,
+			udp:       udp,
 		})
 	case "gnet":
-		bound, err = serveGnet(*addr, *threads)
+		bound, err = serveGnet(*addr, *threads, udp)
 	case "nbio":
-		bound, err = serveNbio(*addr, *threads)
+		bound, err = serveNbio(*addr, *threads, udp)
 	case "net":
-		bound, err = serveNet(*addr, *bufSize)
+		if udp {
+			bound, err = serveNetUDP(*addr, *bufSize)
+		} else {
+			bound, err = serveNet(*addr, *bufSize)
+		}
 	default:
 		fatalf("unknown -engine %q (want reactor, reactor-hop, gnet, nbio or net)", *engine)
 	}

@@ -9,10 +9,14 @@ import (
 // reactor's I/O threads are; OnData runs on the poller and writes the bytes
 // back (Write keeps what the kernel did not take and flushes it on
 // EPOLLOUT).
-func serveNbio(addr string, threads int) (string, error) {
+func serveNbio(addr string, threads int, udp bool) (string, error) {
 	logging.SetLevel(logging.LevelError)
+	network := "tcp"
+	if udp {
+		network = "udp" // each OnData is one datagram; Write answers its sender
+	}
 	e := nbio.NewEngine(nbio.Config{
-		Network:    "tcp",
+		Network:    network,
 		Addrs:      []string{addr},
 		NPoller:    threads,
 		LockPoller: true,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 )
 
@@ -47,4 +48,30 @@ func echoConn(c net.Conn, bufSize int) {
 			return
 		}
 	}
+}
+
+// serveNetUDP is the datagram baseline: one goroutine reads each datagram
+// from Go's net UDP socket and writes it back to its sender, the way a
+// Go UDP server is written.
+func serveNetUDP(addr string, bufSize int) (string, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return "", err
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		buf := make([]byte, max(bufSize, 64<<10))
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "server: read: %v\n", err)
+				os.Exit(1)
+			}
+			c.WriteToUDPAddrPort(buf[:n], from) // a failed datagram is the client's to miss
+		}
+	}()
+	return c.LocalAddr().String(), nil
 }

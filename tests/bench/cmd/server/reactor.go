@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/ioreactor/reactor"
@@ -17,12 +18,22 @@ type reactorOptions struct {
 	backend   string // auto, epoll or uring
 	ringBufs  int    // Config.RingBuffers
 	ringSlots int    // Config.RingSlots
+	udp       bool   // a datagram echo (ListenPacket) instead of a stream one
 }
+
+// packetEcho answers each datagram with itself, handing its buffers back.
+type packetEcho struct{}
+
+func (packetEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	p.WriteBufferTo(from, b)
+}
+
+func (packetEcho) OnClose(*reactor.PacketConn, error) {}
 
 // serveReactor serves echo with the engine's own echo service, the one the
 // stress binary drives: each read's buffer is handed to WriteBuffer, then
 // the next read is issued. With o.hop the echo runs on worker goroutines
-// instead (hopHandler).
+// instead (hopHandler); with o.udp it is a datagram echo.
 func serveReactor(addr string, o reactorOptions) (string, error) {
 	cfg := reactor.Config{
 		IOThreads:    o.threads,
@@ -40,6 +51,17 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 	e, err := reactor.New(cfg)
 	if err != nil {
 		return "", err
+	}
+	if o.udp {
+		var ph reactor.PacketHandler = packetEcho{}
+		if o.hop {
+			ph = newPacketHop()
+		}
+		p, err := e.ListenPacket(addr, ph, reactor.PacketOptions{})
+		if err != nil {
+			return "", err
+		}
+		return p.LocalAddr().String(), nil
 	}
 	var h reactor.Handler = &echo.Handler{Reads: 1}
 	if o.hop {

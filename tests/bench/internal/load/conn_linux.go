@@ -104,7 +104,11 @@ func (c *conn) progress(m Mode) int64 {
 
 // open starts a non-blocking connect and registers the socket.
 func (cl *client) open(kind connKind) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	typ := unix.SOCK_STREAM
+	if cl.cfg.Datagram {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
@@ -114,9 +118,13 @@ func (cl *client) open(kind connKind) error {
 	cl.started[kind]++
 	cl.connecting++
 	// Small messages must go out at once, as the servers' replies do.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return os.NewSyscallError("setsockopt TCP_NODELAY", err)
+	if !cl.cfg.Datagram {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return os.NewSyscallError("setsockopt TCP_NODELAY", err)
+		}
 	}
+	// A UDP socket connects at once (it only fixes the peer); the
+	// writable event that follows opens it as it opens a TCP one.
 	if err := unix.Connect(fd, &cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
 	}
@@ -215,9 +223,9 @@ func (cl *client) handle(c *conn, ev poller.Flags) error {
 	return c.flush()
 }
 
-// readAll reads until the socket is empty. A short read means it is (the
-// next byte raises a new edge), unless the peer hung up, when only an
-// error or end of stream ends the reading.
+// readAll reads until the socket is empty. On a stream a short read means
+// it is (the next byte raises a new edge), unless the peer hung up, when
+// only an error or end of stream ends the reading.
 func (cl *client) readAll(c *conn, hup bool) error {
 	for {
 		n, err := unix.Read(c.fd, cl.rbuf)
@@ -234,7 +242,9 @@ func (cl *client) readAll(c *conn, hup bool) error {
 		if err := cl.onData(c, cl.rbuf[:n]); err != nil {
 			return err
 		}
-		if n < len(cl.rbuf) && !hup {
+		// A datagram socket reads one datagram a call, so only
+		// "would block" says it is empty.
+		if n < len(cl.rbuf) && !hup && !cl.cfg.Datagram {
 			return nil
 		}
 	}

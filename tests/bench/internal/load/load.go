@@ -73,9 +73,14 @@ const (
 
 // Config describes one run.
 type Config struct {
-	Addr      string // the server, an IPv4 literal and port: "127.0.0.1:7007"
-	Mode      Mode
-	Driver    Driver
+	Addr   string // the server, an IPv4 literal and port: "127.0.0.1:7007"
+	Mode   Mode
+	Driver Driver
+	// Datagram makes every connection a connected UDP socket (ping-pong
+	// only): each message is one datagram, and its reply one datagram.
+	// On loopback with the replies awaited none is lost; one that were
+	// would stall its socket, which slowest_share would show.
+	Datagram  bool
 	Conns     int // connections carrying the measured traffic
 	Size      int // message size (ping-pong, idle's active connections) or write size (stream)
 	InFlight  int // ping-pong messages in flight per connection; 0 means 1
@@ -212,6 +217,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Conns < 0 || c.IdleConns < 0 || c.Conns+c.IdleConns == 0 {
 		errs = append(errs, fmt.Errorf("%d connections and %d idle ones", c.Conns, c.IdleConns))
+	}
+	if c.Datagram && c.Mode != PingPong {
+		errs = append(errs, errors.New("datagrams are for ping-pong mode"))
+	}
+	if c.Datagram && c.Size*c.InFlight > 1<<16 {
+		errs = append(errs, errors.New("datagram ping-pong: size × in-flight must fit one 64 KiB read"))
 	}
 	if c.Mode != Idle && c.IdleConns > 0 {
 		errs = append(errs, errors.New("idle connections are for idle mode"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -253,3 +254,52 @@ func TestRefusedConnectionFails(t *testing.T) {
 		t.Log(err)
 	})
 }
+
+// datagramEcho answers each datagram with itself.
+type datagramEcho struct{}
+
+func (datagramEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	p.WriteBufferTo(from, b)
+}
+
+func (datagramEcho) OnClose(*reactor.PacketConn, error) {}
+
+// TestDatagramPingPong: over connected UDP sockets, every reply (one
+// datagram) is checked and counted, on both drivers; a server that
+// answers with a changed datagram fails the run.
+func TestDatagramPingPong(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		e, err := reactor.New(reactor.Config{IOThreads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Shutdown(5 * time.Second)
+		p, err := e.ListenPacket("127.0.0.1:0", datagramEcho{}, reactor.PacketOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, load.Config{Addr: p.LocalAddr().String(), Mode: load.PingPong, Driver: d, Conns: 20, Size: 64, InFlight: 2, Datagram: true})
+
+		bad := &packetFlip{}
+		q, err := e.ListenPacket("127.0.0.1:0", bad, reactor.PacketOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = load.Run(load.Config{Addr: q.LocalAddr().String(), Mode: load.PingPong, Driver: d, Conns: 2, Size: 64,
+			Datagram: true, Warmup: 50 * time.Millisecond, Window: 200 * time.Millisecond})
+		if err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Errorf("a server that changes a datagram: %v, want a mismatch", err)
+		}
+	})
+}
+
+// packetFlip answers with the datagram's last byte changed.
+type packetFlip struct{}
+
+func (*packetFlip) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	bs := b.Bytes()
+	bs[len(bs)-1] ^= 0xff
+	p.WriteBufferTo(from, b)
+}
+
+func (*packetFlip) OnClose(*reactor.PacketConn, error) {}
