@@ -14,7 +14,8 @@
 // 1024 bits), makes it exit 1 with the reason. -handshake-timeout bounds
 // each TLS handshake (0: the engine's default, 10 s). -read-timeout closes
 // a connection on which nothing arrived for that long (0: never); under
-// TLS it counts decrypted bytes.
+// TLS it counts decrypted bytes. -udp also echoes datagrams, on the UDP
+// port of the same number (each datagram goes back to its sender).
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,6 +49,7 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "PEM `file` of the private key of -tls-cert")
 	handshakeTimeout := flag.Duration("handshake-timeout", 0, "bound on each TLS handshake (0 = the engine's default, 10s)")
 	readTimeout := flag.Duration("read-timeout", 0, "close a connection on which nothing arrived for this long (0 = never)")
+	udp := flag.Bool("udp", false, "also echo datagrams on the UDP port of the same number")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -101,6 +104,14 @@ func main() {
 		}
 		fatalf("listening on %s: %v", *addr, err)
 	}
+	if *udp {
+		if _, err := e.ListenPacket(ln.Addr().String(), packetEcho{}, reactor.PacketOptions{}); err != nil {
+			if serr := e.Shutdown(shutdownTimeout); serr != nil {
+				fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
+			}
+			fatalf("binding UDP %s: %v", ln.Addr(), err)
+		}
+	}
 	fmt.Printf("listening on %s\n", ln.Addr())
 
 	sig := <-sigs
@@ -127,6 +138,8 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "close errors:         %d\n", s.CloseErrors)
 	fmt.Fprintf(w, "tls handshakes:       %d (failed %d)\n", s.TLSHandshakes, s.TLSFailures)
 	fmt.Fprintf(w, "read timeouts:        %d\n", s.ReadTimeouts)
+	fmt.Fprintf(w, "datagrams:            %d in, %d out (too large %d, dropped %d, waited %d, receive errors %d)\n",
+		s.DatagramsIn, s.DatagramsOut, s.DatagramsTruncated, s.DatagramsDropped, s.DatagramsQueued, s.DatagramErrors)
 	fmt.Fprintf(w, "engine fds:           %d\n", s.FDs)
 	fmt.Fprintf(w, "poller registrations: %d\n", s.Registrations)
 	fmt.Fprintf(w, "buffer size:          %d\n", s.Buffers.Size)
@@ -148,3 +161,12 @@ func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "echoserver: "+format+"\n", args...)
 	os.Exit(1)
 }
+
+// packetEcho answers each datagram with itself, handing its buffers back.
+type packetEcho struct{}
+
+func (packetEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	p.WriteBufferTo(from, b) // an error (the socket closing) has released b
+}
+
+func (packetEcho) OnClose(*reactor.PacketConn, error) {}

@@ -161,6 +161,32 @@ func TestEchoServerBinary(t *testing.T) {
 	}
 }
 
+// TestEchoServerUDP: with -udp the binary also echoes datagrams on the UDP
+// port of the listener's number, and counts them.
+func TestEchoServerUDP(t *testing.T) {
+	s := startServer(t, "-udp")
+	c, err := net.Dial("udp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2000)
+	for i := range 10 {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, 100*i+1)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil || !bytes.Equal(buf[:n], msg) {
+			t.Fatalf("datagram %d: %d bytes back, %v", i, n, err)
+		}
+	}
+	if counters := s.stop(t); !strings.Contains(counters, "datagrams:            10 in, 10 out") {
+		t.Errorf("counters lack the 10 datagrams:\n%s", counters)
+	}
+}
+
 // writePair writes a certificate for pub, self-signed by signer with alg
 // (0: Go's default), valid from notBefore to notAfter, and key as the
 // private key file. It fails t unless only x509.CreateCertificate refused
