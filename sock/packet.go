@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -162,6 +163,25 @@ func (o *PacketOptions) check() (maxDatagram int, err error) {
 		return 0, fmt.Errorf("sock: negative WriteLimit %d", o.WriteLimit)
 	}
 	return o.MaxDatagram, nil
+}
+
+// ListenPacket binds a UDP socket to addr ("127.0.0.1:0", "[::1]:5353")
+// and starts reading: each datagram goes to h.OnPacket.
+func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	maxDatagram, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	p := &PacketConn{env: env, h: h, done: make(chan struct{}), v6: !a.Addr().Is4(),
+		limit: cmp.Or(o.WriteLimit, DefaultPacketWriteLimit), chain: chainFor(maxDatagram, env.Buffers.Size())}
+	if err := p.open(a, o); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // LocalAddr is the address the socket is bound to (with the real port

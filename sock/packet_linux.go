@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"cmp"
 	"net/netip"
 	"os"
 	"unsafe"
@@ -58,30 +57,21 @@ type packetWriter struct {
 // packetSendBatch is how many gathered datagrams one sendmmsg takes.
 const packetSendBatch = 16
 
-// ListenPacket binds a UDP socket to addr ("127.0.0.1:0", "[::1]:5353")
-// and starts reading: each datagram goes to h.OnPacket.
-func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
-	a, err := ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
-	maxDatagram, err := o.check()
-	if err != nil {
-		return nil, err
-	}
+// open makes the socket for a, binds it and starts reading. On failure
+// nothing is left open.
+func (p *PacketConn) open(a netip.AddrPort, o PacketOptions) error {
+	env := p.env
 	fd, err := unix.Socket(family(a), unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
+		return os.NewSyscallError("socket", err)
 	}
 	env.Counters.FDs.Add(1)
-	p := &PacketConn{fd: fd, env: env, h: h, done: make(chan struct{}), v6: !a.Addr().Is4(),
-		limit: cmp.Or(o.WriteLimit, DefaultPacketWriteLimit)}
+	p.fd = fd
 	if err := p.bind(a, o); err != nil {
 		closeFD(env, fd)
-		return nil, err
+		return err
 	}
 	p.addr = localAddr(fd)
-	p.chain = chainFor(maxDatagram, env.Buffers.Size())
 	p.rd = &packetReader{iov: make([]unix.Iovec, packetBatch*p.chain)}
 	p.life.init()
 	p.loop = env.Group.Pick()
@@ -89,14 +79,14 @@ func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Pac
 	if err := p.loop.Poller().Add(fd, tok, poller.Readable|poller.EdgeTriggered); err != nil {
 		p.loop.Table().Remove(&p.reg)
 		closeFD(env, fd)
-		return nil, err
+		return err
 	}
 	// Datagrams may have arrived between bind and registration, their edge
 	// gone: read once from the loop.
 	p.readable = true
 	p.life.acquire()
 	p.loop.Post(packetResume{p})
-	return p, nil
+	return nil
 }
 
 func (p *PacketConn) bind(a netip.AddrPort, o PacketOptions) error {

@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
@@ -68,35 +67,28 @@ type packetSendOp struct {
 	inline
 }
 
-// ListenPacket binds a UDP socket to addr ("127.0.0.1:0", "[::1]:5353")
-// and starts reading: each datagram goes to h.OnPacket.
-func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
-	a, err := ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
-	maxDatagram, err := o.check()
-	if err != nil {
-		return nil, err
-	}
+// open makes the socket for a, binds it, associates it with the port and
+// has an I/O thread post the first receives. On failure nothing is left
+// open.
+func (p *PacketConn) open(a netip.AddrPort, o PacketOptions) error {
+	env := p.env
 	if o.ReusePort {
-		return nil, fmt.Errorf("%w: Windows has no SO_REUSEPORT", ErrNotSupported)
+		return fmt.Errorf("%w: Windows has no SO_REUSEPORT", ErrNotSupported)
 	}
 	s, err := windows.WSASocket(int32(family(a)), windows.SOCK_DGRAM, windows.IPPROTO_UDP, nil, 0,
 		windows.WSA_FLAG_OVERLAPPED|windows.WSA_FLAG_NO_HANDLE_INHERIT)
 	if err != nil {
-		return nil, os.NewSyscallError("WSASocket", err)
+		return os.NewSyscallError("WSASocket", err)
 	}
 	env.Counters.FDs.Add(1)
-	p := &PacketConn{fd: s, env: env, h: h, done: make(chan struct{}), v6: !a.Addr().Is4(),
-		limit: cmp.Or(o.WriteLimit, DefaultPacketWriteLimit)}
+	p.fd = s
 	if err := setBufferSizes(s, o.SendBuffer, o.ReceiveBuffer); err != nil {
 		closeFD(env, s)
-		return nil, err
+		return err
 	}
 	if err := windows.Bind(s, toSockaddr(a)); err != nil {
 		closeFD(env, s)
-		return nil, os.NewSyscallError("bind", err)
+		return os.NewSyscallError("bind", err)
 	}
 	// Windows fails the next receive with WSAECONNRESET after a send drew
 	// an ICMP port unreachable; turn that off. The receive path survives it
@@ -105,7 +97,6 @@ func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Pac
 	var ret uint32
 	windows.WSAIoctl(s, windows.SIO_UDP_CONNRESET, (*byte)(unsafe.Pointer(&off)), 4, nil, 0, &ret, nil, 0)
 	p.addr = localAddr(s)
-	p.chain = chainFor(maxDatagram, env.Buffers.Size())
 	p.rd = &packetReader{}
 	for i := range p.rd.ops {
 		op := &packetRecvOp{p: p, wsa: make([]windows.WSABuf, p.chain)}
@@ -120,7 +111,7 @@ func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Pac
 	if err := p.loop.Poller().Add(s, tok, 0); err != nil {
 		p.loop.Table().Remove(&p.reg)
 		closeFD(env, s)
-		return nil, err
+		return err
 	}
 	if env.skip.Skip && setSkip(s) {
 		p.rd.skip = true
@@ -130,7 +121,7 @@ func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Pac
 	// accepts are.
 	p.life.acquire()
 	p.loop.Post(packetResume{p})
-	return p, nil
+	return nil
 }
 
 // HandleEvent implements pool.Handler: an operation completed.
