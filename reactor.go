@@ -1,10 +1,12 @@
-// Package reactor is a network I/O engine on raw system calls: epoll on
-// Linux, I/O completion ports on Windows (in progress). A fixed group of
-// I/O threads runs the user's callbacks; reads and writes are issued
-// proactor-style and complete with callbacks, in issue order.
+// Package reactor is a network I/O engine on raw system calls: io_uring or
+// epoll on Linux, I/O completion ports on Windows. A fixed group of I/O
+// threads runs the user's callbacks; reads and writes are issued
+// proactor-style and complete with callbacks, in issue order. Datagram
+// (UDP) sockets read continuously and deliver each datagram whole
+// (Engine.ListenPacket).
 //
 // The packages beneath it: poller (the OS primitive), pool (I/O threads,
-// timers, pooled buffers), sock (listeners, connectors, connections) and
+// timers, pooled buffers), sock (listeners, connectors, connections, datagram sockets) and
 // seq (sequence numbers and the in-order list). docs/architecture.md
 // describes how they fit.
 package reactor

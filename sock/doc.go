@@ -1,12 +1,15 @@
-// Package sock holds the engine's sockets: listeners, outbound connectors
-// and stream connections, driven by the I/O threads of package pool.
+// Package sock holds the engine's sockets: listeners, outbound connectors,
+// stream connections and datagram sockets, driven by the I/O threads of
+// package pool.
 //
-// The API is proactor-style, as on IOCP: the user issues a read and later
-// receives a completion carrying a filled buffer; the user issues a write
-// of one or many buffers and later receives a completion once the kernel
-// has taken every byte. On Linux the engine emulates completions on top of
-// edge-triggered epoll readiness; on Windows (a later backend) the kernel
-// completes them.
+// The stream API is proactor-style, as on IOCP: the user issues a read and
+// later receives a completion carrying a filled buffer; the user issues a
+// write of one or many buffers and later receives a completion once the
+// kernel has taken every byte. On Linux the kernel completes them on
+// io_uring, or the engine emulates completions on edge-triggered epoll
+// readiness; on Windows I/O completion ports complete them. A datagram
+// socket (PacketConn) reads continuously instead and hands each datagram,
+// whole, to OnPacket (docs/datagrams.md).
 //
 // # Callbacks
 //

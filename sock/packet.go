@@ -32,19 +32,6 @@ import (
 //     datagram that would take the queue past the write limit is refused
 //     whole with a *WriteLimitError.
 
-// testHookPacketFull, when set by a test, may make the send of an n-byte
-// datagram meet a full send buffer: loopback frees a datagram's
-// send-buffer charge as it transmits it, so a real one takes a slowed
-// interface (TestPacketFullSendBufferQueuesAndFlushesInOrder).
-var testHookPacketFull atomic.Pointer[func(n int) bool]
-
-// packetFullHook reports whether the test hook makes this send meet a
-// full send buffer.
-func packetFullHook(n int) bool {
-	h := testHookPacketFull.Load()
-	return h != nil && (*h)(n)
-}
-
 // DefaultPacketWriteLimit is PacketOptions.WriteLimit when left 0.
 const DefaultPacketWriteLimit = 4 << 20
 
@@ -482,4 +469,17 @@ func chainFor(max, size int) int {
 		return 1
 	}
 	return (max + size - 1) / size
+}
+
+// testHookPacketFull, when set by a test, may make the send of an n-byte
+// datagram meet a full send buffer: loopback frees a datagram's
+// send-buffer charge as it transmits it, so a real one takes a slowed
+// interface (TestPacketFullSendBufferQueuesAndFlushesInOrder).
+var testHookPacketFull atomic.Pointer[func(n int) bool]
+
+// packetFullHook reports whether the test hook makes this send meet a
+// full send buffer.
+func packetFullHook(n int) bool {
+	h := testHookPacketFull.Load()
+	return h != nil && (*h)(n)
 }
