@@ -305,6 +305,15 @@ func (e *Engine) ListenPacket(addr string, h PacketHandler, o PacketOptions) (*P
 	return sock.ListenPacket(&e.env, addr, h, o)
 }
 
+// DialPacket makes a datagram (UDP) socket connected to addr: it receives
+// only what addr sends, and Write sends to it. See docs/datagrams.md.
+func (e *Engine) DialPacket(addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
+	if e.isShutdown() {
+		return nil, ErrShutdown
+	}
+	return sock.DialPacket(&e.env, addr, h, o)
+}
+
 // Backend is the backend the engine runs on (never BackendAuto).
 func (e *Engine) Backend() Backend { return e.backend }
 

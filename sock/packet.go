@@ -90,17 +90,26 @@ var ErrDatagramTooLarge = errors.New("sock: datagram larger than UDP allows")
 // IPv4 socket.
 var ErrAddressFamily = errors.New("sock: destination's address family does not match the socket's")
 
+// ErrPacketConnected is matched by WriteTo's error for a destination other
+// than the one a DialPacket socket is connected to; ErrPacketNotConnected
+// is Write's on a socket that is not connected (use WriteTo).
+var (
+	ErrPacketConnected    = errors.New("sock: the datagram socket is connected to another address")
+	ErrPacketNotConnected = errors.New("sock: the datagram socket is not connected: use WriteTo")
+)
+
 // PacketConn is a datagram (UDP) socket, bound by ListenPacket.
 type PacketConn struct {
-	reg  pool.Registration
-	fd   sysfd
-	loop *pool.Loop
-	env  *Env
-	h    PacketHandler
-	life lifetime
-	addr netip.AddrPort
-	v6   bool // the socket is AF_INET6: IPv4 destinations go as mapped addresses
-	done chan struct{}
+	reg    pool.Registration
+	fd     sysfd
+	loop   *pool.Loop
+	env    *Env
+	h      PacketHandler
+	life   lifetime
+	addr   netip.AddrPort
+	remote netip.AddrPort // DialPacket's peer; zero for ListenPacket
+	v6     bool           // the socket is AF_INET6: IPv4 destinations go as mapped addresses
+	done   chan struct{}
 	// reason is why the socket closed: nil after Close.
 	reason atomic.Pointer[error]
 
@@ -163,12 +172,91 @@ func ListenPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Pac
 	if err != nil {
 		return nil, err
 	}
-	p := &PacketConn{env: env, h: h, done: make(chan struct{}), v6: !a.Addr().Is4(),
-		limit: cmp.Or(o.WriteLimit, DefaultPacketWriteLimit), chain: chainFor(maxDatagram, env.Buffers.Size())}
+	p := newPacketConn(env, h, o, a, maxDatagram)
 	if err := p.open(a, o); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// DialPacket makes a UDP socket connected to addr, bound to an ephemeral
+// port: it receives only what addr sends, sends to it with Write (and
+// WriteTo addr), and the kernel looks its route up once, not per
+// datagram. Errors the network reports about addr (ICMP port unreachable)
+// come back on the socket; they are counted in DatagramErrors and reading
+// goes on.
+func DialPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*PacketConn, error) {
+	r, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if r.Addr().IsUnspecified() || r.Port() == 0 {
+		return nil, fmt.Errorf("sock: DialPacket %q: needs a host and a port", addr)
+	}
+	maxDatagram, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	local := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	if !r.Addr().Is4() {
+		local = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+	}
+	p := newPacketConn(env, h, o, local, maxDatagram)
+	p.remote = netip.AddrPortFrom(r.Addr().Unmap(), r.Port())
+	if err := p.open(local, o); err != nil {
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	return p, nil
+}
+
+func newPacketConn(env *Env, h PacketHandler, o PacketOptions, local netip.AddrPort, maxDatagram int) *PacketConn {
+	return &PacketConn{env: env, h: h, done: make(chan struct{}), v6: !local.Addr().Is4(),
+		limit: cmp.Or(o.WriteLimit, DefaultPacketWriteLimit), chain: chainFor(maxDatagram, env.Buffers.Size())}
+}
+
+// sendAddr is the address a datagram to to is sent with: none on a
+// connected socket (WriteTo has checked that to is its peer), so that the
+// kernel uses the route it cached at connect.
+func (p *PacketConn) sendAddr(to netip.AddrPort) netip.AddrPort {
+	if p.remote.IsValid() {
+		return netip.AddrPort{}
+	}
+	return to
+}
+
+// RemoteAddr is the address a socket made by DialPacket is connected to;
+// the zero AddrPort for one made by ListenPacket.
+func (p *PacketConn) RemoteAddr() netip.AddrPort { return p.remote }
+
+// Write sends one datagram, the concatenation of bufs, to the address the
+// socket is connected to (DialPacket): WriteTo(RemoteAddr(), bufs...).
+func (p *PacketConn) Write(bufs ...[]byte) error {
+	if !p.remote.IsValid() {
+		return ErrPacketNotConnected
+	}
+	return p.WriteTo(p.remote, bufs...)
+}
+
+// WriteBuffer is WriteBufferTo(RemoteAddr(), b) for a connected socket.
+func (p *PacketConn) WriteBuffer(b *pool.Buffer) error {
+	if !p.remote.IsValid() {
+		b.Release()
+		return ErrPacketNotConnected
+	}
+	return p.WriteBufferTo(p.remote, b)
+}
+
+// checkDest refuses a destination the socket cannot send to: an IPv6 one
+// from an IPv4 socket, or another than the one a connected socket is
+// connected to.
+func (p *PacketConn) checkDest(to netip.AddrPort) error {
+	if p.remote.IsValid() && netip.AddrPortFrom(to.Addr().Unmap(), to.Port()) != p.remote {
+		return fmt.Errorf("%w: to %v, connected to %v", ErrPacketConnected, to, p.remote)
+	}
+	if !p.v6 && !to.Addr().Unmap().Is4() {
+		return ErrAddressFamily
+	}
+	return nil
 }
 
 // LocalAddr is the address the socket is bound to (with the real port
@@ -273,8 +361,8 @@ func (p *PacketConn) WriteTo(to netip.AddrPort, bufs ...[]byte) error {
 	if n > MaxDatagramSize {
 		return fmt.Errorf("%w: %d bytes", ErrDatagramTooLarge, n)
 	}
-	if !p.v6 && !to.Addr().Unmap().Is4() {
-		return ErrAddressFamily
+	if err := p.checkDest(to); err != nil {
+		return err
 	}
 	if !p.life.incref() {
 		return ErrClosed
@@ -307,9 +395,9 @@ func (p *PacketConn) WriteBufferTo(to netip.AddrPort, b *pool.Buffer) error {
 		b.Release()
 		return fmt.Errorf("%w: %d bytes", ErrDatagramTooLarge, n)
 	}
-	if !p.v6 && !to.Addr().Unmap().Is4() {
+	if err := p.checkDest(to); err != nil {
 		b.Release()
-		return ErrAddressFamily
+		return err
 	}
 	if !p.life.incref() {
 		b.Release()

@@ -101,6 +101,12 @@ func (p *PacketConn) bind(a netip.AddrPort, o PacketOptions) error {
 	if err := unix.Bind(p.fd, toSockaddr(a)); err != nil {
 		return os.NewSyscallError("bind", err)
 	}
+	if p.remote.IsValid() {
+		// UDP's connect only fixes the peer: it returns at once.
+		if err := unix.Connect(p.fd, toSockaddr(p.remote)); err != nil {
+			return os.NewSyscallError("connect", err)
+		}
+	}
 	return nil
 }
 
@@ -142,6 +148,12 @@ func (p *PacketConn) readSome(edge bool) {
 		case nil:
 		case unix.EAGAIN, unix.EINTR:
 			p.readable = err == unix.EINTR
+			p.rd.errs = 0
+			continue
+		case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.EPROTO:
+			// A peer's ICMP error, reported once (IP_RECVERR, or a
+			// connected socket): that peer's trouble, never the socket's.
+			p.env.Counters.DatagramErrors.Add(1)
 			continue
 		case unix.EBADF, unix.EFAULT, unix.EINVAL, unix.ENOTSOCK:
 			p.rmu.Unlock()
@@ -149,10 +161,8 @@ func (p *PacketConn) readSome(edge bool) {
 			p.rmu.Lock()
 			return
 		default:
-			// An ICMP error reported on the socket (ECONNREFUSED and the
-			// like, with IP_RECVERR or a connected peer) or a momentary
-			// shortage (ENOMEM): that datagram's trouble, not the
-			// socket's, unless it never ends.
+			// A momentary shortage (ENOMEM, ENOBUFS): not the socket's
+			// trouble, unless it never ends.
 			p.env.Counters.DatagramErrors.Add(1)
 			if p.rd.errs++; p.rd.errs == packetErrorRun {
 				p.rmu.Unlock()
@@ -268,7 +278,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 // sendmsgLocked makes the sendmsg for sendNowLocked.
 func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrPort) (bool, error) {
 	w := &p.pw
-	namelen, err := putDatagramAddr(&w.rsa, p.v6, to)
+	namelen, err := putDatagramAddr(&w.rsa, p.v6, p.sendAddr(to))
 	if err != nil {
 		return false, err
 	}
@@ -317,7 +327,10 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 		clear(w.iov[:k])
 		return false, nil
 	}
-	w.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.rsa)), Namelen: namelen}
+	w.msg = unix.Msghdr{Namelen: namelen}
+	if namelen > 0 {
+		w.msg.Name = (*byte)(unsafe.Pointer(&w.rsa))
+	}
 	if k > 0 {
 		w.msg.Iov = &w.iov[0]
 		w.msg.SetIovlen(k)
@@ -392,7 +405,7 @@ func (p *PacketConn) sendBatchLocked() {
 		w.miov = w.miov[:0]
 		for j := range k {
 			o := &g[i+j]
-			namelen, _ := putDatagramAddr(&w.mrsa[j], p.v6, o.to) // the family was checked when it was gathered
+			namelen, _ := putDatagramAddr(&w.mrsa[j], p.v6, p.sendAddr(o.to)) // the family was checked when it was gathered
 			start := len(w.miov)
 			for x := o.b; x != nil; x = x.Next() {
 				if x.Len() > 0 {
@@ -400,7 +413,10 @@ func (p *PacketConn) sendBatchLocked() {
 					w.miov = append(w.miov, unix.Iovec{Base: &bs[0], Len: uint64(len(bs))})
 				}
 			}
-			w.mhdrs[j] = unix.Mmsghdr{Hdr: unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.mrsa[j])), Namelen: namelen}}
+			w.mhdrs[j] = unix.Mmsghdr{Hdr: unix.Msghdr{Namelen: namelen}}
+			if namelen > 0 {
+				w.mhdrs[j].Hdr.Name = (*byte)(unsafe.Pointer(&w.mrsa[j]))
+			}
 			if n := len(w.miov) - start; n > 0 {
 				w.mhdrs[j].Hdr.SetIovlen(n)
 			}
@@ -468,6 +484,9 @@ func (p *PacketConn) queueDrainedLocked() {
 // family (IPv4 destinations become mapped addresses on an IPv6 socket)
 // and returns its length.
 func putDatagramAddr(rsa *unix.RawSockaddrAny, v6 bool, to netip.AddrPort) (uint32, error) {
+	if !to.IsValid() {
+		return 0, nil // a connected socket's peer: no address, so the kernel uses its cached route
+	}
 	ip := to.Addr()
 	port := [2]byte{byte(to.Port() >> 8), byte(to.Port())}
 	if !v6 {

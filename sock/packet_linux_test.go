@@ -139,3 +139,35 @@ func packetFullSendBuffer(t *testing.T) {
 	}
 	t.Logf("%d of %d datagrams waited for a writable edge", s.DatagramsQueued, count)
 }
+
+// TestDialPacketCountsAnUnreachablePeer: a connected socket whose peer's
+// port is closed gets each ICMP port unreachable back as ECONNREFUSED on
+// its next receive: each is counted, and the socket stays open and
+// usable, also past the 64 errors in a row that close a broken socket.
+func TestDialPacketCountsAnUnreachablePeer(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	gone := udpPeer(t, "127.0.0.1")
+	closed := gone.addr()
+	gone.close()
+	h := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, _ netip.AddrPort) { b.Release() }, closed: make(chan error, 1)}
+	p, err := e.DialPacket(closed.String(), h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writes = 80
+	for i := range writes {
+		if err := p.Write([]byte("anyone?")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		// Each error is taken by the socket's receive before the next
+		// write (which would otherwise be the one to report it).
+		if s := statsWhen(e, func(s reactor.Stats) bool { return s.DatagramErrors == int64(i+1) }); s.DatagramErrors != int64(i+1) {
+			t.Fatalf("after write %d: %d receive errors counted, want %d", i, s.DatagramErrors, i+1)
+		}
+	}
+	s := e.Stats()
+	if p.Closed() {
+		t.Fatal("the socket closed over its peer's ICMP error")
+	}
+	t.Logf("receive errors counted: %d", s.DatagramErrors)
+}

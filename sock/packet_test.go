@@ -606,3 +606,71 @@ func TestPacketAnswersFromOnPacketKeepOrder(t *testing.T) {
 	sock.FlushPacket(p)
 	expect(50, 60)
 }
+
+// TestDialPacketTalksToItsPeerOnly: a socket made by DialPacket sends to
+// its peer with Write (from its own local address), receives what the
+// peer answers, never what another socket sends it, and refuses a
+// destination other than its peer; on IPv4 and IPv6.
+func TestDialPacketTalksToItsPeerOnly(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+			got := make(chan string, 16)
+			from := make(chan netip.AddrPort, 16)
+			h := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, f netip.AddrPort) {
+				got <- string(b.Bytes())
+				from <- f
+				b.Release()
+			}, closed: make(chan error, 1)}
+			peer := udpPeer(t, host)
+			p, err := e.DialPacket(peer.addr().String(), h, reactor.PacketOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.RemoteAddr() != peer.addr() {
+				t.Errorf("RemoteAddr %v, want %v", p.RemoteAddr(), peer.addr())
+			}
+			if err := p.Write([]byte("hello "), []byte("peer")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			n, src, err := peer.recv(buf)
+			if err != nil || string(buf[:n]) != "hello peer" || src.Port() != p.LocalAddr().Port() {
+				t.Fatalf("the peer got %q from %v, %v; want \"hello peer\" from port %d", buf[:n], src, err, p.LocalAddr().Port())
+			}
+			other := udpPeer(t, host)
+			if err := other.send([]byte("stranger"), src); err != nil {
+				t.Fatal(err)
+			}
+			if err := peer.send([]byte("answer"), src); err != nil {
+				t.Fatal(err)
+			}
+			if s := wait(t, got, "OnPacket"); s != "answer" {
+				t.Fatalf("delivered %q, want only the peer's \"answer\"", s)
+			}
+			if f := <-from; f != peer.addr() {
+				t.Errorf("answer from %v, want %v", f, peer.addr())
+			}
+			if err := p.WriteTo(other.addr(), []byte("x")); !errors.Is(err, sock.ErrPacketConnected) {
+				t.Errorf("WriteTo another address: %v, want ErrPacketConnected", err)
+			}
+			select {
+			case s := <-got:
+				t.Errorf("the stranger's datagram was delivered: %q", s)
+			case <-time.After(50 * time.Millisecond):
+			}
+		})
+	}
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	h := packetEcho()
+	if _, err := e.DialPacket("127.0.0.1:0", h, reactor.PacketOptions{}); err == nil {
+		t.Error("DialPacket to port 0 succeeded")
+	}
+	l, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write([]byte("x")); !errors.Is(err, sock.ErrPacketNotConnected) {
+		t.Errorf("Write on a listening socket: %v, want ErrPacketNotConnected", err)
+	}
+}

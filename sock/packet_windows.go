@@ -90,6 +90,12 @@ func (p *PacketConn) open(a netip.AddrPort, o PacketOptions) error {
 		closeFD(env, s)
 		return os.NewSyscallError("bind", err)
 	}
+	if p.remote.IsValid() {
+		if err := windows.Connect(s, toSockaddr(p.remote)); err != nil {
+			closeFD(env, s)
+			return os.NewSyscallError("connect", err)
+		}
+	}
 	// Windows fails the next receive with WSAECONNRESET after a send drew
 	// an ICMP port unreachable; turn that off. The receive path survives it
 	// anyway where the option is missing (Wine makes it a no-op).
@@ -222,6 +228,10 @@ func (p *PacketConn) deliverReadyLocked() {
 			// Larger than MaxDatagram: never delivered cut short.
 			b.Release()
 			p.env.Counters.DatagramsTruncated.Add(1)
+		case peerTrouble(e):
+			// A peer's ICMP error, one per error: never the socket's.
+			b.Release()
+			p.env.Counters.DatagramErrors.Add(1)
 		default:
 			b.Release()
 			p.env.Counters.DatagramErrors.Add(1)
@@ -232,6 +242,20 @@ func (p *PacketConn) deliverReadyLocked() {
 			}
 		}
 	}
+}
+
+// peerTrouble reports whether a receive's error is a peer's, reported by
+// ICMP (a connected socket's, or WSAECONNRESET where SIO_UDP_CONNRESET
+// could not be turned off): one comes per error the network sent, so it
+// cannot spin.
+func peerTrouble(e windows.Errno) bool {
+	switch e {
+	case windows.WSAECONNRESET, windows.WSAENETRESET, windows.WSAECONNREFUSED, windows.WSAEHOSTUNREACH, windows.WSAENETUNREACH,
+		windows.ERROR_PORT_UNREACHABLE, windows.ERROR_HOST_UNREACHABLE, windows.ERROR_NETWORK_UNREACHABLE,
+		windows.ERROR_CONNECTION_REFUSED, windows.ERROR_NETNAME_DELETED:
+		return true
+	}
+	return false
 }
 
 // releaseReader gives back the buffers of receives that completed and were
@@ -283,7 +307,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	if w.inflight || p.life.closed() {
 		return false, nil
 	}
-	namelen, err := putDatagramAddr(&op.rsa, p.v6, to)
+	namelen, err := putDatagramAddr(&op.rsa, p.v6, p.sendAddr(to))
 	if err != nil {
 		if b != nil {
 			b.Release()
@@ -321,7 +345,11 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	p.life.acquire() // the operation's reference
 	op.Arm()
 	var done uint32
-	err = windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &done, 0, &op.rsa, namelen, &op.Overlapped, nil)
+	to4 := &op.rsa
+	if namelen == 0 {
+		to4 = nil // connected: the socket's peer
+	}
+	err = windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &done, 0, to4, namelen, &op.Overlapped, nil)
 	if err != nil && err != windows.ERROR_IO_PENDING && op.Complete() {
 		// Failed at once: no packet will come. The datagram's own error
 		// goes to its writer.
@@ -375,6 +403,9 @@ func (p *PacketConn) queueDrainedLocked() {}
 // given family (IPv4 destinations become mapped addresses on an IPv6
 // socket) and returns its length.
 func putDatagramAddr(rsa *windows.RawSockaddrAny, v6 bool, to netip.AddrPort) (int32, error) {
+	if !to.IsValid() {
+		return 0, nil // a connected socket's peer
+	}
 	ip := to.Addr()
 	switch {
 	case !v6 && !ip.Unmap().Is4():
