@@ -30,7 +30,9 @@ import (
 //     full the datagram is copied into pooled buffers and queued, and the
 //     queue goes out, in order, when the socket is writable again. A
 //     datagram that would take the queue past the write limit is refused
-//     whole with a *WriteLimitError.
+//     whole with a *WriteLimitError. Sends made while the loop delivers a
+//     batch (an echo's answers) leave together after it (Linux: one
+//     sendmmsg).
 
 // DefaultPacketWriteLimit is PacketOptions.WriteLimit when left 0.
 const DefaultPacketWriteLimit = 4 << 20
@@ -44,9 +46,10 @@ const MaxDatagramSize = 65527
 // work (with packetBatch datagrams a call, 32 datagrams).
 const packetBurst = 4
 
-// packetErrorRun bounds the receive errors in a row that a socket
-// survives: per-datagram errors (a port unreachable reported by ICMP)
-// come one at a time, a broken socket fails every receive.
+// packetErrorRun bounds the receive errors in a row, without the socket
+// draining in between, that a socket survives: a broken socket fails every
+// receive. A peer's ICMP errors (a port unreachable) never count: they
+// come one per error the network sent.
 const packetErrorRun = 64
 
 // PacketHandler receives a datagram socket's datagrams. Its methods run on
@@ -349,10 +352,12 @@ func (t packetResume) RunTask(*pool.Loop) {
 
 // WriteTo sends one datagram, the concatenation of bufs, to to. It returns
 // once the kernel has taken it, or once it was queued because the send
-// buffer is full: the bytes are copied, so bufs may be reused at once.
-// Errors that belong to this datagram (too large, unreachable, a
-// destination of the wrong family, the write limit) refuse it whole and
-// leave the socket usable.
+// buffer is full (on Linux, also while the loop delivers a batch: then it
+// leaves with the batch's other answers): the bytes are copied, so bufs
+// may be reused at once. Errors that belong to this datagram (too large,
+// unreachable, a destination of the wrong family, the write limit) refuse
+// it whole and leave the socket usable; a queued datagram that fails later
+// is dropped and counted in DatagramsDropped.
 func (p *PacketConn) WriteTo(to netip.AddrPort, bufs ...[]byte) error {
 	n := 0
 	for _, b := range bufs {
