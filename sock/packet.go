@@ -200,12 +200,14 @@ func DialPacket(env *Env, addr string, h PacketHandler, o PacketOptions) (*Packe
 	if err != nil {
 		return nil, err
 	}
+	// An IPv4-mapped address is dialled as the IPv4 address it maps.
+	r = netip.AddrPortFrom(r.Addr().Unmap(), r.Port())
 	local := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	if !r.Addr().Is4() {
 		local = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 	}
 	p := newPacketConn(env, h, o, local, maxDatagram)
-	p.remote = netip.AddrPortFrom(r.Addr().Unmap(), r.Port())
+	p.remote = r
 	if err := p.open(local, o); err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}
