@@ -674,3 +674,25 @@ func TestDialPacketTalksToItsPeerOnly(t *testing.T) {
 		t.Errorf("Write on a listening socket: %v, want ErrPacketNotConnected", err)
 	}
 }
+
+// TestDialPacketMappedAddress: an IPv4-mapped address is dialled as the
+// IPv4 address it maps.
+func TestDialPacketMappedAddress(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	peer := udpPeer(t, "127.0.0.1")
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(peer.addr().Addr().As16()), peer.addr().Port())
+	p, err := e.DialPacket(mapped.String(), packetEcho(), reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RemoteAddr() != peer.addr() {
+		t.Errorf("RemoteAddr %v, want %v", p.RemoteAddr(), peer.addr())
+	}
+	if err := p.Write([]byte("mapped")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, _, err := peer.recv(buf); err != nil || string(buf[:n]) != "mapped" {
+		t.Fatalf("the peer got %q, %v", buf[:n], err)
+	}
+}
