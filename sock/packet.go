@@ -115,6 +115,7 @@ type PacketConn struct {
 	done   chan struct{}
 	// reason is why the socket closed: nil after Close.
 	reason atomic.Pointer[error]
+	ctx    atomic.Pointer[ctxBox]
 
 	// rmu serialises reading and delivery: in shared mode two threads may
 	// take events for one socket.
@@ -260,6 +261,17 @@ func (p *PacketConn) checkDest(to netip.AddrPort) error {
 	}
 	if !p.v6 && !to.Addr().Unmap().Is4() {
 		return ErrAddressFamily
+	}
+	return nil
+}
+
+// SetContext attaches a value of the user's to the socket.
+func (p *PacketConn) SetContext(v any) { p.ctx.Store(&ctxBox{v}) }
+
+// Context returns the value given to SetContext, or nil.
+func (p *PacketConn) Context() any {
+	if b := p.ctx.Load(); b != nil {
+		return b.v
 	}
 	return nil
 }

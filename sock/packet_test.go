@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -694,5 +695,42 @@ func TestDialPacketMappedAddress(t *testing.T) {
 	buf := make([]byte, 16)
 	if n, _, err := peer.recv(buf); err != nil || string(buf[:n]) != "mapped" {
 		t.Fatalf("the peer got %q, %v", buf[:n], err)
+	}
+}
+
+// TestPacketSharedPollerOneCallbackAtATime: with every I/O thread waiting
+// on one shared poller, a socket's events reach several threads, and its
+// callbacks still never overlap; every datagram is echoed whole. The
+// socket's context is what SetContext stored.
+func TestPacketSharedPollerOneCallbackAtATime(t *testing.T) {
+	cfg := reactor.Config{IOThreads: 4, SharedPoller: true}
+	if runtime.GOOS == "linux" {
+		cfg.Backend = reactor.BackendEpoll // the one Linux backend with a shared poller
+	}
+	e := testutil.Engine(t, cfg)
+	var inside, overlaps atomic.Int32
+	type tag struct{ name string }
+	h := packetEcho()
+	echo := h.onPacket
+	h.onPacket = func(p *reactor.PacketConn, b *pool.Buffer, from netip.AddrPort) {
+		if inside.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		if c, _ := p.Context().(*tag); c == nil || c.name != "shared" {
+			overlaps.Add(100)
+		}
+		echo(p, b, from)
+		inside.Add(-1)
+	}
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetContext(&tag{"shared"})
+	if got := exchange(t, udpPeer(t, "127.0.0.1"), p.LocalAddr(), 8000, 32); got != 8000 {
+		t.Errorf("%d of 8000 echoed", got)
+	}
+	if n := overlaps.Load(); n != 0 {
+		t.Errorf("%d callbacks overlapped another, or saw the wrong context", n)
 	}
 }
