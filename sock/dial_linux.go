@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor/poller"
+	"github.com/ioreactor/reactor/pool"
 )
 
 // Dial starts a non-blocking connect to addr. Failures known at once (a
@@ -76,4 +77,15 @@ func closeFD(env *Env, fd int) {
 		env.Counters.CloseErrors.Add(1)
 	}
 	env.Counters.FDs.Add(-1)
+}
+
+// closeRegistered closes a descriptor registered on l under reg: out of
+// the poller (which on io_uring also drops the poll request's hold on the
+// socket), out of the table, then closed.
+func closeRegistered(env *Env, l *pool.Loop, reg *pool.Registration, fd int) {
+	if err := l.Poller().Remove(fd); err != nil {
+		env.Counters.CloseErrors.Add(1)
+	}
+	l.Table().Remove(reg)
+	closeFD(env, fd)
 }

@@ -101,13 +101,7 @@ func (ln *Listener) acceptOne() acceptResult {
 	return acceptTaken
 }
 
-func (ln *Listener) closeDescriptor() {
-	if err := ln.loop.Poller().Remove(ln.fd); err != nil {
-		ln.env.Counters.CloseErrors.Add(1)
-	}
-	ln.loop.Table().Remove(&ln.reg)
-	closeFD(ln.env, ln.fd)
-}
+func (ln *Listener) closeDescriptor() { closeRegistered(ln.env, ln.loop, &ln.reg, ln.fd) }
 
 // accept4 accepts one connection into the listener's own address buffer
 // (guarded by ln.mu), so an accept allocates nothing but the connection:

@@ -255,13 +255,7 @@ func (p *PacketConn) releaseReader() {
 // cancelPending has nothing to do on Linux: no operation is in flight.
 func (p *PacketConn) cancelPending() {}
 
-func (p *PacketConn) closeDescriptor() {
-	if err := p.loop.Poller().Remove(p.fd); err != nil {
-		p.env.Counters.CloseErrors.Add(1)
-	}
-	p.loop.Table().Remove(&p.reg)
-	closeFD(p.env, p.fd)
-}
+func (p *PacketConn) closeDescriptor() { closeRegistered(p.env, p.loop, &p.reg, p.fd) }
 
 // sendNowLocked offers one datagram to the kernel: bufs, or the chain b.
 // It reports sent, or (false, nil) when the send buffer is full, or the
