@@ -734,3 +734,65 @@ func TestPacketSharedPollerOneCallbackAtATime(t *testing.T) {
 		t.Errorf("%d callbacks overlapped another, or saw the wrong context", n)
 	}
 }
+
+// TestPacketChurnLeavesNothing: 300 datagram sockets, each bound, dialled
+// by a connected one, echoing a few datagrams while another goroutine
+// closes it mid-traffic: one OnClose each, and the engine ends with no
+// descriptor, buffer or registration (testutil.Engine's end check).
+func TestPacketChurnLeavesNothing(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	const cycles = 300
+	closes := make(chan error, 2*cycles)
+	for i := range cycles {
+		srv := packetEcho()
+		srv.closed = closes
+		s, err := e.ListenPacket("127.0.0.1:0", srv, reactor.PacketOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoed := make(chan struct{}, 64)
+		cli := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, _ netip.AddrPort) {
+			b.Release()
+			echoed <- struct{}{}
+		}, closed: closes}
+		c, err := e.DialPacket(s.LocalAddr().String(), cli, reactor.PacketOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 8 {
+			if err := c.Write([]byte("churn")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-echoed // one answer at least, then close both while the rest fly
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// These may fail: net.ErrClosed once c closes, or the peer's
+			// ICMP port unreachable once s has (ECONNREFUSED).
+			for range 8 {
+				c.Write([]byte("late"))
+			}
+		}()
+		if i%2 == 0 {
+			s.Close()
+			c.Close()
+		} else {
+			c.Close()
+			s.Close()
+		}
+		<-done
+		<-s.Done()
+		<-c.Done()
+	}
+	for range 2 * cycles {
+		if err := wait(t, closes, "OnClose"); err != nil {
+			t.Errorf("OnClose after Close: %v", err)
+		}
+	}
+	select {
+	case err := <-closes:
+		t.Errorf("more OnClose calls than sockets: %v", err)
+	default:
+	}
+}
