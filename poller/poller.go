@@ -19,7 +19,9 @@
 //     while events for the old one may still be in flight. ReservedToken
 //     belongs to the poller's wake-up channel; Add and Modify reject it with
 //     ErrReservedToken.
-//   - (*Poller).Modify(fd, token, interest) changes a registration.
+//   - (*Poller).Modify(fd, token, interest) changes a registration. The
+//     conditions that already hold are reported after it, edge-triggered
+//     or not, as EPOLL_CTL_MOD re-polls (TestModifyReportsWhatAlreadyHolds).
 //   - (*Poller).Remove(fd) deletes a registration. After Remove returns, no
 //     Wait that starts later reports an event for fd; a Wait that already
 //     dequeued one may still return it, which is why tokens carry a

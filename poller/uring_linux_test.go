@@ -416,3 +416,26 @@ func TestRingRegisteredFileHighDescriptorAndReuse(t *testing.T) {
 	}
 	runtime.KeepAlive(buf)
 }
+
+// TestModifyReportsWhatAlreadyHolds: an edge-triggered registration
+// changed by Modify reports the conditions that already hold (data left
+// unread, room to write) without a new edge, on epoll (EPOLL_CTL_MOD
+// re-polls) and on a ring (the new poll request checks at once). Owners
+// that add writable interest only while they have something queued rely
+// on it: the room may have come before the change.
+func TestModifyReportsWhatAlreadyHolds(t *testing.T) {
+	for name, p := range map[string]*poller.Poller{"epoll": newPoller(t), "ring": newRing(t, 0)} {
+		t.Run(name, func(t *testing.T) {
+			a, b := newFDs(t).socketpair()
+			add(t, p, a, 1, poller.Readable|poller.EdgeTriggered)
+			write(t, b, "x")
+			waitOne(t, p, 1, poller.In)
+			waitNone(t, p) // the byte stays unread: no new edge
+			if err := p.Modify(a, 1, poller.Readable|poller.Writable|poller.EdgeTriggered); err != nil {
+				t.Fatal(err)
+			}
+			waitOne(t, p, 1, poller.In|poller.Out)
+			waitNone(t, p)
+		})
+	}
+}

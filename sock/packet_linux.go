@@ -361,30 +361,16 @@ func (p *PacketConn) waitWritableLocked() {
 }
 
 // reinterest changes the registration; a poller that cannot is a broken
-// socket. Called with wmu held.
-//
-// An io_uring poller replaces the poll request, and an edge that comes
-// while the old one is gone is not reported for sure: the loop then reads
-// and flushes once (a task per change, and changes come only when a queue
-// starts or empties).
+// socket. The poller reports what already holds after the change (room
+// that came before it included). Called with wmu held.
 func (p *PacketConn) reinterest(in poller.Interest) {
 	if err := p.loop.Poller().Modify(p.fd, p.reg.Token(), in); err != nil {
 		p.env.Counters.CloseErrors.Add(1)
 		go p.fail(err) // not under wmu: fail may reach teardown's locks
 		return
 	}
-	if p.life.incref() {
-		p.loop.Post(packetRecheck{p})
-	}
-}
-
-// packetRecheck reads and flushes as an edge would; it holds a reference.
-type packetRecheck struct{ p *PacketConn }
-
-func (t packetRecheck) RunTask(*pool.Loop) {
-	defer t.p.decref()
-	t.p.readSome(true)
-	t.p.flush()
+	// A ring-backed poller applies the change at its loop's next wait.
+	p.loop.Kick()
 }
 
 // sendBatchLocked sends the gathered datagrams, oldest first, with
