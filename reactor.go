@@ -452,6 +452,7 @@ func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers }
 func (e *Engine) Stats() Stats {
 	c := &e.counters
 	in, out := e.env.Bytes()
+	dgIn, dgOut := e.env.Datagrams()
 	bw, bh := e.env.BlockingStats()
 	ring, duplicates, timers := e.loopSums()
 	return Stats{
@@ -482,8 +483,8 @@ func (e *Engine) Stats() Stats {
 		TLSFailures:       c.TLSFailures.Load(),
 		ReadTimeouts:      c.ReadTimeouts.Load(),
 
-		DatagramsIn:        c.DatagramsIn.Load(),
-		DatagramsOut:       c.DatagramsOut.Load(),
+		DatagramsIn:        dgIn,
+		DatagramsOut:       dgOut,
 		DatagramsTruncated: c.DatagramsTruncated.Load(),
 		DatagramsDropped:   c.DatagramsDropped.Load(),
 		DatagramsQueued:    c.DatagramsQueued.Load(),

@@ -138,12 +138,36 @@ func (e *Env) maxReads() int {
 // pair written by every I/O thread would move between cores on every
 // message.
 type traffic struct {
-	in, out atomic.Int64
-	_       [48]byte
+	in, out               atomic.Int64
+	packetsIn, packetsOut atomic.Int64 // datagrams delivered and sent, with their bytes in in and out
+	_                     [32]byte
 }
 
 func (e *Env) addIn(l *pool.Loop, n int)  { e.traffic[l.ID()].in.Add(int64(n)) }
 func (e *Env) addOut(l *pool.Loop, n int) { e.traffic[l.ID()].out.Add(int64(n)) }
+
+// addPacketIn counts one datagram of n bytes delivered; addPacketsOut,
+// count datagrams of n bytes in all sent.
+func (e *Env) addPacketIn(l *pool.Loop, n int) {
+	t := &e.traffic[l.ID()]
+	t.packetsIn.Add(1)
+	t.in.Add(int64(n))
+}
+
+func (e *Env) addPacketsOut(l *pool.Loop, count, n int) {
+	t := &e.traffic[l.ID()]
+	t.packetsOut.Add(int64(count))
+	t.out.Add(int64(n))
+}
+
+// Datagrams sums the datagrams delivered and sent so far.
+func (e *Env) Datagrams() (in, out int64) {
+	for i := range e.traffic {
+		in += e.traffic[i].packetsIn.Load()
+		out += e.traffic[i].packetsOut.Load()
+	}
+	return in, out
+}
 
 // Bytes sums the bytes read from and written to connections so far.
 func (e *Env) Bytes() (in, out int64) {
@@ -197,14 +221,12 @@ type Counters struct {
 	TLSHandshakes atomic.Int64
 	TLSFailures   atomic.Int64
 	ReadTimeouts  atomic.Int64
-	// Datagram sockets: datagrams delivered to OnPacket and taken by the
-	// kernel; received ones dropped for exceeding MaxDatagram; queued
-	// ones dropped (a send that failed after the writer returned, or a
+	// Datagram sockets (those delivered and sent are counted per loop,
+	// beside the bytes: Env.Datagrams): received ones dropped for
+	// exceeding MaxDatagram; queued ones dropped (a send that failed after the writer returned, or a
 	// close); sends that waited in the queue (a full send buffer; on
 	// Windows, a send in flight); receive errors that belonged to one
 	// datagram.
-	DatagramsIn        atomic.Int64
-	DatagramsOut       atomic.Int64
 	DatagramsTruncated atomic.Int64
 	DatagramsDropped   atomic.Int64
 	DatagramsQueued    atomic.Int64

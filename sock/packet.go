@@ -547,8 +547,7 @@ func (p *PacketConn) deliver(b *pool.Buffer, from netip.AddrPort) {
 			p.fail(&PanicError{Value: r, Stack: debug.Stack()})
 		}
 	}()
-	p.env.Counters.DatagramsIn.Add(1)
-	p.env.addIn(p.loop, datagramLen(b))
+	p.env.addPacketIn(p.loop, datagramLen(b))
 	p.h.OnPacket(p, b, from)
 }
 

@@ -336,8 +336,7 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 		switch e {
 		case 0:
 			clear(w.iov[:k])
-			p.env.Counters.DatagramsOut.Add(1)
-			p.env.addOut(p.loop, n)
+			p.env.addPacketsOut(p.loop, 1, n)
 			return true, nil
 		case unix.EINTR:
 			continue
@@ -425,11 +424,12 @@ func (p *PacketConn) sendBatchLocked() {
 		}
 		clear(w.miov)
 		if e == 0 {
+			n := 0
 			for j := range sent {
-				p.env.Counters.DatagramsOut.Add(1)
-				p.env.addOut(p.loop, g[i+j].n)
+				n += g[i+j].n
 				g[i+j].b.Release()
 			}
+			p.env.addPacketsOut(p.loop, sent, n)
 			i += sent
 			continue
 		}

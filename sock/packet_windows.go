@@ -377,8 +377,7 @@ func (p *PacketConn) sendDone(n, errno uint32) {
 	op.b = nil
 	clear(op.wsa)
 	if errno == 0 {
-		p.env.Counters.DatagramsOut.Add(1)
-		p.env.addOut(p.loop, int(n))
+		p.env.addPacketsOut(p.loop, 1, int(n))
 	} else {
 		p.env.Counters.DatagramsDropped.Add(1)
 	}
