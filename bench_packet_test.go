@@ -8,18 +8,9 @@ import (
 	"time"
 
 	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
 	"github.com/ioreactor/reactor/internal/testutil"
 )
-
-// packetEchoHandler answers each datagram with itself, handing the buffer
-// back (no copy).
-type packetEchoHandler struct{}
-
-func (packetEchoHandler) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
-	p.WriteBufferTo(from, b)
-}
-
-func (packetEchoHandler) OnClose(*reactor.PacketConn, error) {}
 
 // BenchmarkPacketEchoRoundTrip measures one datagram through a UDP echo
 // server and back, the client being Go's net: against the engine's
@@ -32,7 +23,7 @@ func BenchmarkPacketEchoRoundTrip(b *testing.B) {
 	}{
 		{"reactor", func(b *testing.B) netip.AddrPort {
 			e := testutil.Engine(b, reactor.Config{IOThreads: 1})
-			p, err := e.ListenPacket("127.0.0.1:0", packetEchoHandler{}, reactor.PacketOptions{})
+			p, err := e.ListenPacket("127.0.0.1:0", echo.Packet{}, reactor.PacketOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

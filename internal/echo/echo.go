@@ -4,6 +4,8 @@
 package echo
 
 import (
+	"net/netip"
+
 	"github.com/ioreactor/reactor"
 )
 
@@ -43,3 +45,16 @@ func (h *Handler) OnClose(c *reactor.Conn, err error) {
 		h.OnClosed(c, err)
 	}
 }
+
+// Packet echoes datagrams: each goes back to its sender in the buffers it
+// arrived in (WriteBufferTo; an error, the socket closing, has released
+// them).
+type Packet struct{}
+
+// OnPacket answers the datagram.
+func (Packet) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
+	p.WriteBufferTo(from, b)
+}
+
+// OnClose has nothing to do.
+func (Packet) OnClose(*reactor.PacketConn, error) {}

@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -105,7 +104,7 @@ func main() {
 		fatalf("listening on %s: %v", *addr, err)
 	}
 	if *udp {
-		if _, err := e.ListenPacket(ln.Addr().String(), packetEcho{}, reactor.PacketOptions{}); err != nil {
+		if _, err := e.ListenPacket(ln.Addr().String(), echo.Packet{}, reactor.PacketOptions{}); err != nil {
 			if serr := e.Shutdown(shutdownTimeout); serr != nil {
 				fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
 			}
@@ -161,12 +160,3 @@ func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "echoserver: "+format+"\n", args...)
 	os.Exit(1)
 }
-
-// packetEcho answers each datagram with itself, handing its buffers back.
-type packetEcho struct{}
-
-func (packetEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
-	p.WriteBufferTo(from, b) // an error (the socket closing) has released b
-}
-
-func (packetEcho) OnClose(*reactor.PacketConn, error) {}

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/hist"
 )
 
@@ -68,15 +67,6 @@ type datagramFlow struct {
 	err         error
 	hist        hist.Histogram
 }
-
-// packetEcho answers each datagram with itself, handing its buffers back.
-type packetEcho struct{}
-
-func (packetEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
-	p.WriteBufferTo(from, b) // an error (the socket closing) has released b
-}
-
-func (packetEcho) OnClose(*reactor.PacketConn, error) {}
 
 // datagramSize is the size of datagram seq of flow id: from the header's
 // size up to max, derived from both, so the reader knows it.

@@ -208,7 +208,7 @@ func startEngine(cfg Config) (*reactor.Engine, string, netip.AddrPort, error) {
 	}
 	var packetAddr netip.AddrPort
 	if cfg.UDPFlows > 0 {
-		p, err := e.ListenPacket("127.0.0.1:0", packetEcho{}, reactor.PacketOptions{MaxDatagram: cfg.UDPMaxSize})
+		p, err := e.ListenPacket("127.0.0.1:0", echo.Packet{}, reactor.PacketOptions{MaxDatagram: cfg.UDPMaxSize})
 		if err != nil {
 			return fail(fmt.Errorf("binding the datagram echo: %w", err))
 		}

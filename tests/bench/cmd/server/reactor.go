@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/ioreactor/reactor"
@@ -20,15 +19,6 @@ type reactorOptions struct {
 	ringSlots int    // Config.RingSlots
 	udp       bool   // a datagram echo (ListenPacket) instead of a stream one
 }
-
-// packetEcho answers each datagram with itself, handing its buffers back.
-type packetEcho struct{}
-
-func (packetEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
-	p.WriteBufferTo(from, b)
-}
-
-func (packetEcho) OnClose(*reactor.PacketConn, error) {}
 
 // serveReactor serves echo with the engine's own echo service, the one the
 // stress binary drives: each read's buffer is handed to WriteBuffer, then
@@ -53,7 +43,7 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 		return "", err
 	}
 	if o.udp {
-		var ph reactor.PacketHandler = packetEcho{}
+		var ph reactor.PacketHandler = echo.Packet{}
 		if o.hop {
 			ph = newPacketHop()
 		}

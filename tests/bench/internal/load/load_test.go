@@ -255,15 +255,6 @@ func TestRefusedConnectionFails(t *testing.T) {
 	})
 }
 
-// datagramEcho answers each datagram with itself.
-type datagramEcho struct{}
-
-func (datagramEcho) OnPacket(p *reactor.PacketConn, b *reactor.Buffer, from netip.AddrPort) {
-	p.WriteBufferTo(from, b)
-}
-
-func (datagramEcho) OnClose(*reactor.PacketConn, error) {}
-
 // TestDatagramPingPong: over connected UDP sockets, every reply (one
 // datagram) is checked and counted, on both drivers; a server that
 // answers with a changed datagram fails the run.
@@ -274,7 +265,7 @@ func TestDatagramPingPong(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer e.Shutdown(5 * time.Second)
-		p, err := e.ListenPacket("127.0.0.1:0", datagramEcho{}, reactor.PacketOptions{})
+		p, err := e.ListenPacket("127.0.0.1:0", echo.Packet{}, reactor.PacketOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
