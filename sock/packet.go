@@ -406,10 +406,7 @@ func (p *PacketConn) WriteTo(to netip.AddrPort, bufs ...[]byte) error {
 // to and takes b: it is released once the kernel has taken it, or on any
 // error. Echoing what OnPacket delivered this way copies nothing.
 func (p *PacketConn) WriteBufferTo(to netip.AddrPort, b *pool.Buffer) error {
-	n := 0
-	for x := b; x != nil; x = x.Next() {
-		n += x.Len()
-	}
+	n := b.ChainLen()
 	if n > MaxDatagramSize {
 		b.Release()
 		return fmt.Errorf("%w: %d bytes", ErrDatagramTooLarge, n)
@@ -547,7 +544,7 @@ func (p *PacketConn) deliver(b *pool.Buffer, from netip.AddrPort) {
 			p.fail(&PanicError{Value: r, Stack: debug.Stack()})
 		}
 	}()
-	p.env.addPacketIn(p.loop, datagramLen(b))
+	p.env.addPacketIn(p.loop, b.ChainLen())
 	p.h.OnPacket(p, b, from)
 }
 
@@ -558,14 +555,6 @@ func (p *PacketConn) callClose(err error) {
 		}
 	}()
 	p.h.OnClose(p, err)
-}
-
-func datagramLen(b *pool.Buffer) int {
-	n := 0
-	for x := b; x != nil; x = x.Next() {
-		n += x.Len()
-	}
-	return n
 }
 
 // chainFor is how many pooled buffers a datagram of up to max bytes

@@ -272,10 +272,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 // sendmsgLocked makes the sendmsg for sendNowLocked.
 func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrPort) (bool, error) {
 	w := &p.pw
-	namelen, err := putDatagramAddr(&w.rsa, p.v6, p.sendAddr(to))
-	if err != nil {
-		return false, err
-	}
+	namelen := putDatagramAddr(&w.rsa, p.v6, p.sendAddr(to))
 	pieces := 0
 	for _, x := range bufs {
 		if len(x) > 0 {
@@ -384,7 +381,7 @@ func (p *PacketConn) sendBatchLocked() {
 		w.miov = w.miov[:0]
 		for j := range k {
 			o := &g[i+j]
-			namelen, _ := putDatagramAddr(&w.mrsa[j], p.v6, p.sendAddr(o.to)) // the family was checked when it was gathered
+			namelen := putDatagramAddr(&w.mrsa[j], p.v6, p.sendAddr(o.to))
 			start := len(w.miov)
 			for x := o.b; x != nil; x = x.Next() {
 				if x.Len() > 0 {
@@ -462,24 +459,22 @@ func (p *PacketConn) queueDrainedLocked() {
 
 // putDatagramAddr writes to as a raw socket address for a socket of the given
 // family (IPv4 destinations become mapped addresses on an IPv6 socket)
-// and returns its length.
-func putDatagramAddr(rsa *unix.RawSockaddrAny, v6 bool, to netip.AddrPort) (uint32, error) {
+// and returns its length; checkDest has refused a family the socket
+// cannot reach.
+func putDatagramAddr(rsa *unix.RawSockaddrAny, v6 bool, to netip.AddrPort) uint32 {
 	if !to.IsValid() {
-		return 0, nil // a connected socket's peer: no address, so the kernel uses its cached route
+		return 0 // a connected socket's peer: no address, so the kernel uses its cached route
 	}
 	ip := to.Addr()
 	port := [2]byte{byte(to.Port() >> 8), byte(to.Port())}
 	if !v6 {
-		if !ip.Unmap().Is4() {
-			return 0, ErrAddressFamily
-		}
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa)) // the buffer is large enough for any family
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
 		*(*[2]byte)(unsafe.Pointer(&sa.Port)) = port // network byte order
-		return unix.SizeofSockaddrInet4, nil
+		return unix.SizeofSockaddrInet4
 	}
 	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa)) // the buffer is large enough for any family
 	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
 	*(*[2]byte)(unsafe.Pointer(&sa.Port)) = port // network byte order
-	return unix.SizeofSockaddrInet6, nil
+	return unix.SizeofSockaddrInet6
 }

@@ -48,8 +48,7 @@ type packetRecvOp struct {
 	flags  uint32
 	rsa    windows.RawSockaddrAny
 	rsaLen int32
-	res    inline // the completion, once done
-	inline        // an at-once completion on its way to the loop
+	inline // the completion: at once (on its way to the loop as a task) or from a packet, kept until its turn
 }
 
 type packetWriter struct {
@@ -194,7 +193,7 @@ func (p *PacketConn) recvDone(op *packetRecvOp, n, errno uint32) {
 	defer p.rmu.Unlock()
 	op.busy = false
 	op.done = true
-	op.res = inline{n: n, errno: errno}
+	op.inline = inline{n: n, errno: errno}
 	p.deliverReadyLocked()
 	p.postRecvsLocked()
 }
@@ -217,7 +216,7 @@ func (p *PacketConn) deliverReadyLocked() {
 		rd.next = (rd.next + 1) % len(rd.ops)
 		b := op.b
 		op.b = nil
-		res := op.res
+		res := op.inline
 		switch e := windows.Errno(res.errno); {
 		case closed:
 			b.Release()
@@ -307,19 +306,10 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	if w.inflight || p.life.closed() {
 		return false, nil
 	}
-	namelen, err := putDatagramAddr(&op.rsa, p.v6, p.sendAddr(to))
-	if err != nil {
-		if b != nil {
-			b.Release()
-		}
-		return false, err
-	}
-	n := 0
+	namelen := putDatagramAddr(&op.rsa, p.v6, p.sendAddr(to))
+	n := b.ChainLen() // 0 for no chain
 	for _, x := range bufs {
 		n += len(x)
-	}
-	for x := b; x != nil; x = x.Next() {
-		n += x.Len()
 	}
 	if packetFullHook(n) {
 		return false, nil
@@ -349,7 +339,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	if namelen == 0 {
 		to4 = nil // connected: the socket's peer
 	}
-	err = windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &done, 0, to4, namelen, &op.Overlapped, nil)
+	err := windows.WSASendTo(p.fd, &op.wsa[0], uint32(len(op.wsa)), &done, 0, to4, namelen, &op.Overlapped, nil)
 	if err != nil && err != windows.ERROR_IO_PENDING && op.Complete() {
 		// Failed at once: no packet will come. The datagram's own error
 		// goes to its writer.
@@ -400,20 +390,19 @@ func (p *PacketConn) queueDrainedLocked() {}
 
 // putDatagramAddr writes to as a raw socket address for a socket of the
 // given family (IPv4 destinations become mapped addresses on an IPv6
-// socket) and returns its length.
-func putDatagramAddr(rsa *windows.RawSockaddrAny, v6 bool, to netip.AddrPort) (int32, error) {
+// socket) and returns its length; checkDest has refused a family the
+// socket cannot reach.
+func putDatagramAddr(rsa *windows.RawSockaddrAny, v6 bool, to netip.AddrPort) int32 {
 	if !to.IsValid() {
-		return 0, nil // a connected socket's peer
+		return 0 // a connected socket's peer
 	}
 	ip := to.Addr()
 	switch {
-	case !v6 && !ip.Unmap().Is4():
-		return 0, ErrAddressFamily
 	case !v6:
 		ip = ip.Unmap()
 	case ip.Is4():
 		ip = netip.AddrFrom16(ip.As16())
 	}
 	putSockaddr(rsa, netip.AddrPortFrom(ip, to.Port()))
-	return sockaddrLen(rsa), nil
+	return sockaddrLen(rsa)
 }
