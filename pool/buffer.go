@@ -252,13 +252,24 @@ func (p *Buffers) GetChain(n int) *Buffer {
 	return head
 }
 
-// ChainFrom returns a chain of buffers from p holding a copy of data,
-// every buffer full except perhaps the last. Empty data gives one empty
-// buffer. It saves writers of large payloads from filling a chain by hand.
-func ChainFrom(p *Buffers, data []byte) *Buffer {
-	head := p.GetChain(len(data))
-	for b := head; b != nil; b = b.next {
-		data = data[b.Append(data):]
+// ChainFrom returns a chain of buffers from p holding a copy of the
+// slices of data, one after another, every buffer full except perhaps the
+// last. Empty data gives one empty buffer. It saves writers of large or
+// gathered payloads from filling a chain by hand.
+func ChainFrom(p *Buffers, data ...[]byte) *Buffer {
+	n := 0
+	for _, d := range data {
+		n += len(d)
+	}
+	head := p.GetChain(n)
+	b := head
+	for _, d := range data {
+		for len(d) > 0 {
+			if b.n == len(b.data) {
+				b = b.next
+			}
+			d = d[b.Append(d):]
+		}
 	}
 	return head
 }

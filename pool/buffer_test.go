@@ -403,6 +403,27 @@ func TestChainFromRoundTrip(t *testing.T) {
 			t.Fatalf("ChainFrom(%d bytes) did not round-trip", n)
 		}
 		c.Release()
+
+		// The same bytes in pieces (empty ones among them) make the same
+		// chain.
+		var pieces [][]byte
+		for rest := data; len(rest) > 0; {
+			k := min(len(rest), r.IntN(2*size))
+			pieces = append(pieces, rest[:k])
+			rest = rest[k:]
+		}
+		g := pool.ChainFrom(p, pieces...)
+		got = got[:0]
+		for b := g; b != nil; b = b.Next() {
+			if b.Next() != nil && b.Len() != size {
+				t.Fatalf("ChainFrom(%d bytes in %d pieces): inner buffer holds %d", n, len(pieces), b.Len())
+			}
+			got = append(got, b.Bytes()...)
+		}
+		if chainCount(g) != want || !bytes.Equal(got, data) {
+			t.Fatalf("ChainFrom(%d bytes in %d pieces): %d buffers, equal %t", n, len(pieces), chainCount(g), bytes.Equal(got, data))
+		}
+		g.Release()
 	}
 	if st := p.Stats(); st.InUse != 0 {
 		t.Fatalf("InUse = %d, want 0", st.InUse)

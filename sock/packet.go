@@ -389,7 +389,7 @@ func (p *PacketConn) WriteTo(to netip.AddrPort, bufs ...[]byte) error {
 	defer p.decref()
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	take := func() *pool.Buffer { return copyToChain(p.env.Buffers, bufs, n) }
+	take := func() *pool.Buffer { return pool.ChainFrom(p.env.Buffers, bufs...) }
 	if len(p.wq) == 0 {
 		if p.gathering {
 			return p.gatherLocked(to, n, take)
@@ -516,24 +516,6 @@ func (p *PacketConn) QueuedBytes() int64 {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	return p.wqBytes
-}
-
-// copyToChain copies n bytes from bufs into a chain of pooled buffers
-// (one buffer for an empty datagram).
-func copyToChain(pb *pool.Buffers, bufs [][]byte, n int) *pool.Buffer {
-	head := pb.Get()
-	x := head
-	for _, b := range bufs {
-		for len(b) > 0 {
-			if len(x.Space()) == 0 {
-				y := pb.Get()
-				x.SetNext(y)
-				x = y
-			}
-			b = b[x.Append(b):]
-		}
-	}
-	return head
 }
 
 // deliver hands one datagram to the handler; a panic closes the socket.

@@ -315,7 +315,7 @@ func (p *PacketConn) sendNowLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 		return false, nil
 	}
 	if b == nil {
-		b = copyToChain(p.env.Buffers, bufs, n)
+		b = pool.ChainFrom(p.env.Buffers, bufs...)
 	}
 	op.wsa = op.wsa[:0]
 	op.n = 0
