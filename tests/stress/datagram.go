@@ -87,7 +87,8 @@ func (f *datagramFlow) fillDatagram(b []byte, seq uint64) []byte {
 }
 
 // runDatagrams opens the flows to addr and runs them until stop, then
-// waits for the answers still due, up to drainBy's bound. It fills rep.
+// waits for the answers still due, for at most the shorter of drain and two
+// loss timeouts. It fills rep.
 func runDatagrams(cfg *Config, addr netip.AddrPort, stop <-chan struct{}, drain time.Duration, rep *DatagramReport, total *atomic.Int64) {
 	pat := newPattern(cfg.UDPMaxSize)
 	var flows []*datagramFlow
