@@ -79,6 +79,18 @@ func closeFD(env *Env, fd int) {
 	env.Counters.FDs.Add(-1)
 }
 
+// registerFD puts fd on l under reg for h with the given interest; on
+// failure it closes fd, so nothing is left.
+func registerFD(env *Env, l *pool.Loop, reg *pool.Registration, h pool.Handler, fd int, in poller.Interest) error {
+	tok := l.Table().Insert(reg, h)
+	if err := l.Poller().Add(fd, tok, in); err != nil {
+		l.Table().Remove(reg)
+		closeFD(env, fd)
+		return err
+	}
+	return nil
+}
+
 // closeRegistered closes a descriptor registered on l under reg: out of
 // the poller (which on io_uring also drops the poll request's hold on the
 // socket), out of the table, then closed.

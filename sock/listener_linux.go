@@ -35,10 +35,7 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	ln.addr = localAddr(fd)
 	ln.life.init()
 	ln.loop = env.Group.Pick()
-	tok := ln.loop.Table().Insert(&ln.reg, ln)
-	if err := ln.loop.Poller().Add(fd, tok, poller.Readable|poller.EdgeTriggered); err != nil {
-		ln.loop.Table().Remove(&ln.reg)
-		closeFD(env, fd)
+	if err := registerFD(env, ln.loop, &ln.reg, ln, fd, poller.Readable|poller.EdgeTriggered); err != nil {
 		return nil, err
 	}
 	// Connections may already wait in the queue; the edge for them may

@@ -75,10 +75,7 @@ func (p *PacketConn) open(a netip.AddrPort, o PacketOptions) error {
 	p.rd = &packetReader{iov: make([]unix.Iovec, packetBatch*p.chain)}
 	p.life.init()
 	p.loop = env.Group.Pick()
-	tok := p.loop.Table().Insert(&p.reg, p)
-	if err := p.loop.Poller().Add(fd, tok, poller.Readable|poller.EdgeTriggered); err != nil {
-		p.loop.Table().Remove(&p.reg)
-		closeFD(env, fd)
+	if err := registerFD(env, p.loop, &p.reg, p, fd, poller.Readable|poller.EdgeTriggered); err != nil {
 		return err
 	}
 	// Datagrams may have arrived between bind and registration, their edge
