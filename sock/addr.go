@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // ParseAddr turns "host:port" into an address. The host must be an IP
@@ -12,6 +13,9 @@ import (
 // interfaces. The engine resolves no names: resolving is slow, blocking
 // work that belongs to the caller.
 func ParseAddr(s string) (netip.AddrPort, error) {
+	if strings.HasPrefix(s, unixPrefix) {
+		return netip.AddrPort{}, fmt.Errorf("sock: %q is a unix socket address: only stream Listen and Dial take one", s)
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("sock: address %q: %w", s, err)

@@ -55,7 +55,8 @@ func (c *Conn) dialFailed(err error) {
 // ephemeral range pick that very port as its source, and then it
 // "connects" to itself. That is never what a dial meant (Go's net
 // refuses it too), so it fails with ErrSelfConnect.
-func (c *Conn) selfConnected() bool { return localAddr(c.fd) == c.remote }
+// A Unix-domain connection has no address to compare.
+func (c *Conn) selfConnected() bool { return c.remote.IsValid() && localAddr(c.fd) == c.remote }
 
 // dialSocket is the start of Dial on every platform: the address, the
 // handler the socket will call (a filter chain over h when o asks for

@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,16 @@ import (
 // are returned and leave nothing behind. Otherwise the connection's
 // OnOpen follows when it is established, or its OnClose with a
 // *DialError when it fails or times out; the socket is closed then.
+//
+// addr is "host:port", or "unix:PATH" for a Unix-domain socket.
 func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
+	path, isUnix, err := unixPath(addr)
+	if err != nil {
+		return nil, err
+	}
+	if isUnix {
+		return dialUnix(env, addr, path, h, o)
+	}
 	a, h, fd, err := dialSocket(env, addr, h, &o)
 	if err != nil {
 		return nil, err
@@ -25,7 +35,14 @@ func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
 		env.Counters.DialFailures.Add(1)
 		return nil, &DialError{Addr: addr, Err: os.NewSyscallError("connect", err)}
 	}
-	c := dialConn(env, fd, h, &o, addr, a)
+	return connecting(env, fd, h, &o, addr, a)
+}
+
+// connecting makes the connection of a socket whose connect has started
+// (or, for a Unix-domain socket, succeeded): its first writable event
+// opens it, or fails it with the connect's error.
+func connecting(env *Env, fd int, h Handler, o *DialOptions, addr string, a netip.AddrPort) (*Conn, error) {
+	c := dialConn(env, fd, h, o, addr, a)
 	if err := c.register(); err != nil {
 		closeFD(env, fd)
 		return nil, &DialError{Addr: addr, Err: err}

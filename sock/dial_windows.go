@@ -27,6 +27,9 @@ type connectOp struct {
 // no socket, a failed bind) are returned and leave nothing behind;
 // otherwise OnOpen follows, or OnClose with a *DialError.
 func Dial(env *Env, addr string, h Handler, o DialOptions) (*Conn, error) {
+	if err := checkNotUnix(addr); err != nil {
+		return nil, err
+	}
 	a, h, s, err := dialSocket(env, addr, h, &o)
 	if err != nil {
 		return nil, err

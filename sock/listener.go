@@ -59,8 +59,12 @@ type Listener struct {
 	h    Handler
 	life lifetime
 	addr netip.AddrPort
-	done chan struct{}
-	opts ConnOptions
+	// path is a Unix-domain listener's path; unlink says Close removes
+	// the file it made.
+	path   string
+	unlink bool
+	done   chan struct{}
+	opts   ConnOptions
 
 	mu      lock.Mutex[listenerMu] // serialises accepting (several threads in shared mode)
 	backoff time.Duration
@@ -85,6 +89,10 @@ func (ln *Listener) Close() error {
 	if !ln.life.markClosed() {
 		return ErrClosed
 	}
+	// The file goes now, not when the loop closes the descriptor: a
+	// Listen on the same path right after Close must not lose its new
+	// file to this listener's teardown.
+	ln.removeFile()
 	ln.cancelPending()
 	ln.decref()
 	return nil

@@ -11,37 +11,60 @@ import (
 	"github.com/ioreactor/reactor/pool"
 )
 
-// Listen binds addr and starts accepting on a loop of env's group. Every
-// accepted connection gets h.
+// Listen binds addr ("host:port", or "unix:PATH" for a Unix-domain
+// socket) and starts accepting on a loop of env's group. Every accepted
+// connection gets h.
 func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error) {
-	a, err := ParseAddr(addr)
+	path, isUnix, err := unixPath(addr)
 	if err != nil {
 		return nil, err
+	}
+	var a netip.AddrPort
+	if !isUnix {
+		if a, err = ParseAddr(addr); err != nil {
+			return nil, err
+		}
 	}
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	fd, err := newSocket(a)
+	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
+	ln.timer.Init(ln.resume)
+	if isUnix {
+		err = ln.bindUnix(path, o)
+	} else {
+		err = ln.bindTCP(a, o)
+	}
 	if err != nil {
 		return nil, err
 	}
-	env.Counters.FDs.Add(1)
-	ln := &Listener{fd: fd, env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
-	ln.timer.Init(ln.resume)
-	if err := ln.bind(toSockaddr(a), o); err != nil {
-		closeFD(env, fd)
-		return nil, err
-	}
-	ln.addr = localAddr(fd)
 	ln.life.init()
 	ln.loop = env.Group.Pick()
-	if err := registerFD(env, ln.loop, &ln.reg, ln, fd, poller.Readable|poller.EdgeTriggered); err != nil {
+	if err := registerFD(env, ln.loop, &ln.reg, ln, ln.fd, poller.Readable|poller.EdgeTriggered); err != nil {
+		ln.removeFile()
 		return nil, err
 	}
 	// Connections may already wait in the queue; the edge for them may
 	// have passed before the registration.
 	ln.loop.Post(ln)
 	return ln, nil
+}
+
+// bindTCP makes the listener's TCP socket, bound to a and listening; on
+// failure nothing is left open.
+func (ln *Listener) bindTCP(a netip.AddrPort, o ListenOptions) error {
+	fd, err := newSocket(a)
+	if err != nil {
+		return err
+	}
+	ln.env.Counters.FDs.Add(1)
+	ln.fd = fd
+	if err := ln.bind(toSockaddr(a), o); err != nil {
+		closeFD(ln.env, fd)
+		return err
+	}
+	ln.addr = localAddr(fd)
+	return nil
 }
 
 func (ln *Listener) bind(sa unix.Sockaddr, o ListenOptions) error {
@@ -56,6 +79,11 @@ func (ln *Listener) bind(sa unix.Sockaddr, o ListenOptions) error {
 	if err := unix.Bind(ln.fd, sa); err != nil {
 		return os.NewSyscallError("bind", err)
 	}
+	return ln.listen(o)
+}
+
+// listen starts the kernel's accept queue.
+func (ln *Listener) listen(o ListenOptions) error {
 	backlog := o.Backlog
 	if backlog <= 0 {
 		backlog = 4096
@@ -84,7 +112,7 @@ func (ln *Listener) acceptOne() acceptResult {
 	env := ln.env
 	env.Counters.FDs.Add(1)
 	env.Counters.Accepts.Add(1)
-	if env.NoDelay {
+	if env.NoDelay && ln.path == "" {
 		setNoDelay(nfd) // best effort: a failure costs latency, not data
 	}
 	c := ln.accepted(nfd)
@@ -140,8 +168,9 @@ func (ln *Listener) RunTask(*pool.Loop) { ln.acceptSome() }
 // HandleEvent implements pool.Handler.
 func (ln *Listener) HandleEvent(*pool.Loop, *poller.Event) { ln.acceptSome() }
 
-// listenerOS is empty on Linux: accept4 needs no state beyond rsa.
-type listenerOS struct{}
+// listenerOS on Linux: accept4 needs no state beyond rsa; a Unix-domain
+// listener remembers which file its bind made (removeFile).
+type listenerOS struct{ dev, ino uint64 }
 
 // cancelPending has nothing to do on Linux: no accept is in flight.
 func (ln *Listener) cancelPending() {}

@@ -45,6 +45,9 @@ type acceptOp struct {
 // Listen binds addr, listens, associates the socket with the port and has
 // the first accepts posted by an I/O thread.
 func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error) {
+	if err := checkNotUnix(addr); err != nil {
+		return nil, err
+	}
 	a, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,364 @@
+package sock_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/echo"
+	"github.com/ioreactor/reactor/internal/testutil"
+	"github.com/ioreactor/reactor/sock"
+)
+
+// unixSocketPath is a fresh socket path in the test's directory.
+func unixSocketPath(t *testing.T, name string) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), name)
+}
+
+// listenUnixEcho starts an echo listener on addr ("unix:...").
+func listenUnixEcho(t *testing.T, e *reactor.Engine, addr string, o reactor.ListenOptions) *reactor.Listener {
+	t.Helper()
+	ln, err := e.Listen(addr, &echo.Handler{Reads: 1}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// echoOverUnix sends size random bytes on a new Go net connection to
+// path, reads them back and compares.
+func echoOverUnix(path string, size int, seed uint64) error {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg := testutil.RandomBytes(size, seed)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msg)
+		werr <- err
+	}()
+	got := make([]byte, size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading %d bytes back: %w", size, err)
+	}
+	if err := <-werr; err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("%d bytes echoed over a unix socket differ", size)
+	}
+	return nil
+}
+
+// TestUnixEcho: a Unix-domain listener echoes every byte of 200
+// connections, each one message of a random size up to 1 MiB, on the
+// backend CI selects; its file exists while it listens.
+func TestUnixEcho(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	path := unixSocketPath(t, "echo.sock")
+	ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
+	if ln.Path() != path || ln.Addr().IsValid() {
+		t.Fatalf("Path %q, Addr %v: want %q and no IP address", ln.Path(), ln.Addr(), path)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket file at %s: %v, %v", path, st, err)
+	}
+	conns := 200
+	if testing.Short() {
+		conns = 50
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	sem := make(chan struct{}, 50)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		size := min(1<<rng.IntN(21)+rng.IntN(1<<10), 1<<20)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- echoOverUnix(path, size, uint64(i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnixDialThroughEngine: the engine dials its own Unix-domain
+// listener; 1 MiB written as two buffers comes back whole, and the
+// connection reports no IP addresses.
+func TestUnixDialThroughEngine(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	addr := "unix:" + unixSocketPath(t, "dial.sock")
+	listenUnixEcho(t, e, addr, reactor.ListenOptions{})
+	msg := testutil.RandomBytes(1<<20, 11)
+	got := make(chan []byte, 1)
+	addrs := make(chan string, 1)
+	_, err := e.Dial(addr, &funcHandler{
+		onOpen: func(c *reactor.Conn) {
+			addrs <- fmt.Sprint(c.LocalAddr(), c.RemoteAddr())
+			c.Write(msg[:1000], msg[1000:])
+			c.CloseWrite()
+			c.Read()
+		},
+		onRead: collectUntilEOF(got),
+	}, reactor.DialOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := wait(t, got, "the echo"); !bytes.Equal(b, msg) {
+		t.Fatalf("echo over a unix socket through two engine connections: %d bytes back, want %d identical", len(b), len(msg))
+	}
+	if a := wait(t, addrs, "the addresses"); a != "invalid AddrPort invalid AddrPort" {
+		t.Fatalf("a unix connection's LocalAddr and RemoteAddr: %s, want both zero", a)
+	}
+}
+
+// TestUnixTLS: the filter chain does not care what carries it; TLS runs
+// over a Unix-domain socket (the client names the server, as it must
+// when the address has no host).
+func TestUnixTLS(t *testing.T) {
+	tp := newTLSPair(t)
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	addr := "unix:" + unixSocketPath(t, "tls.sock")
+	listenUnixEcho(t, e, addr, reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: tp.server}})
+	msg := testutil.RandomBytes(300<<10, 12)
+	got := make(chan []byte, 1)
+	_, err := e.Dial(addr, &funcHandler{
+		onOpen: func(c *reactor.Conn) {
+			c.Write(msg)
+			c.CloseWrite()
+			c.Read()
+		},
+		onRead: collectUntilEOF(got),
+	}, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: reactor.ConnOptions{TLS: tp.client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := wait(t, got, "the echo through TLS"); !bytes.Equal(b, msg) {
+		t.Fatalf("TLS over a unix socket: %d bytes back, want %d identical", len(b), len(msg))
+	}
+}
+
+// TestUnixAbstractName: an abstract name works like a path and leaves
+// no file anywhere.
+func TestUnixAbstractName(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	name := fmt.Sprintf("@reactor-test-%d-%d", os.Getpid(), rand.Uint64())
+	ln := listenUnixEcho(t, e, "unix:"+name, reactor.ListenOptions{})
+	if ln.Path() != name {
+		t.Fatalf("Path %q, want %q", ln.Path(), name)
+	}
+	if err := echoOverUnix(name, 100<<10, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Listen("unix:"+name, &echo.Handler{}, reactor.ListenOptions{}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("a second listener on abstract name %s: %v, want EADDRINUSE", name, err)
+	}
+	ln.Close()
+	<-ln.Done()
+	ln2 := listenUnixEcho(t, e, "unix:"+name, reactor.ListenOptions{})
+	if err := echoOverUnix(name, 10, 2); err != nil {
+		t.Fatalf("the name taken again after Close: %v", err)
+	}
+	ln2.Close()
+}
+
+// TestUnixCloseRemovesItsFile: Close removes the listener's file before
+// it returns, so a new listener can take the path at once, and the old
+// listener's teardown leaves the new file alone.
+func TestUnixCloseRemovesItsFile(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
+	path := unixSocketPath(t, "again.sock")
+	for i := range 20 {
+		ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
+		if err := echoOverUnix(path, 1000, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("round %d: after Close, %s: %v, want it gone", i, path, err)
+		}
+		// Not waiting for Done: the next Listen races the teardown.
+	}
+	ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
+	time.Sleep(50 * time.Millisecond) // every earlier teardown has run
+	if err := echoOverUnix(path, 1000, 99); err != nil {
+		t.Fatalf("the last listener after 20 closes of its predecessors: %v", err)
+	}
+	ln.Close()
+}
+
+// TestUnixCloseLeavesAReplacedFile: if the path has been given to another
+// socket since the listener bound it, Close leaves that file alone.
+func TestUnixCloseLeavesAReplacedFile(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	path := unixSocketPath(t, "replaced.sock")
+	old := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	old.Close()
+	<-old.Done()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the other server's socket file after the old listener's Close: %v", err)
+	}
+}
+
+// TestUnixListenRefusals: a file already at the path (a live server's or
+// a stale one) is EADDRINUSE, named by path, and left as it was; bad
+// paths and SO_REUSEPORT are refused by name. Nothing stays open.
+func TestUnixListenRefusals(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.sock")
+	ln := listenUnixEcho(t, e, "unix:"+live, reactor.ListenOptions{})
+	defer ln.Close()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("not a socket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{live, plain} {
+		_, err := e.Listen("unix:"+path, &echo.Handler{}, reactor.ListenOptions{})
+		if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Listen on %s, which exists: %v, want EADDRINUSE naming the path", path, err)
+		}
+	}
+	if b, err := os.ReadFile(plain); err != nil || string(b) != "not a socket" {
+		t.Fatalf("the file in the way after the refused Listen: %q, %v", b, err)
+	}
+	if s := e.Stats(); s.FDs != 1 {
+		t.Fatalf("%d descriptors held after the refusals, want 1 (the live listener)", s.FDs)
+	}
+	if err := echoOverUnix(live, 1000, 5); err != nil {
+		t.Fatalf("the live listener after another Listen was refused its path: %v", err)
+	}
+	_, err := e.Listen("unix:"+filepath.Join(dir, "rp.sock"), &echo.Handler{}, reactor.ListenOptions{ReusePort: true})
+	if !errors.Is(err, sock.ErrNotSupported) {
+		t.Fatalf("ReusePort on a unix listener: %v, want ErrNotSupported", err)
+	}
+	_, err = e.Listen("unix:"+filepath.Join(dir, "missing", "x.sock"), &echo.Handler{}, reactor.ListenOptions{})
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Listen in a directory that does not exist: %v, want ENOENT", err)
+	}
+}
+
+// TestUnixDialFailures: a Unix-domain connect succeeds or fails at once,
+// so Dial returns every failure itself: no such file, a file nobody
+// listens on, an accept queue that is full. Nothing stays open, and the
+// connections that did get in work.
+func TestUnixDialFailures(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{filepath.Join(dir, "nothing.sock"), syscall.ENOENT},
+		{stalePath(t, dir), syscall.ECONNREFUSED},
+	} {
+		c, err := e.Dial("unix:"+tc.path, &funcHandler{}, reactor.DialOptions{})
+		var de *sock.DialError
+		if c != nil || !errors.As(err, &de) || !errors.Is(err, tc.want) {
+			t.Fatalf("Dial %s: %v, %v; want a *DialError wrapping %v", tc.path, c, err, tc.want)
+		}
+	}
+
+	// A listener that never accepts, with the smallest queue the kernel
+	// allows: some connects get in, then the queue is full.
+	full := filepath.Join(dir, "full.sock")
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: full}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan *reactor.Conn, 16)
+	var in []*reactor.Conn
+	var ferr error
+	for range 16 {
+		c, err := e.Dial("unix:"+full, &funcHandler{onOpen: func(c *reactor.Conn) { opened <- c }}, reactor.DialOptions{})
+		if err != nil {
+			ferr = err
+			break
+		}
+		in = append(in, c)
+	}
+	if len(in) == 0 || ferr == nil || !errors.Is(ferr, syscall.EAGAIN) || !strings.Contains(ferr.Error(), "accept queue is full") {
+		t.Fatalf("%d connects got in, then %v; want at least one, then a full accept queue (EAGAIN)", len(in), ferr)
+	}
+	for range in {
+		testutil.Await(t, opened, 5*time.Second, "OnOpen of a connect the queue took")
+	}
+	// The kernel's side: accept one and see the bytes the engine sends.
+	nfd, _, err := unix.Accept(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(nfd)
+	if _, err := in[0].Write([]byte("queued")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	unix.SetsockoptTimeval(nfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+	if n, err := unix.Read(nfd, buf); err != nil || string(buf[:n]) != "queued" {
+		t.Fatalf("the first accepted connect's bytes: %q, %v", buf[:n], err)
+	}
+	for _, c := range in {
+		c.Close()
+	}
+	if s := e.Stats(); s.DialFailures != 3 {
+		t.Fatalf("DialFailures %d, want 3 (no file, nobody listening, queue full)", s.DialFailures)
+	}
+}
+
+// stalePath leaves a socket file with nothing listening on it, as a
+// server that crashed does.
+func stalePath(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "stale.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	return path
+}
