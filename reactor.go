@@ -279,8 +279,9 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Listen accepts connections on addr ("127.0.0.1:7007", "[::1]:0"); each
-// gets h.
+// Listen accepts connections on addr ("127.0.0.1:7007", "[::1]:0", or on
+// Linux a Unix-domain socket: "unix:/run/app.sock", "unix:@name"); each
+// gets h. See docs/unix.md for Unix-domain sockets.
 func (e *Engine) Listen(addr string, h Handler, o ListenOptions) (*Listener, error) {
 	if e.isShutdown() {
 		return nil, ErrShutdown
@@ -288,7 +289,8 @@ func (e *Engine) Listen(addr string, h Handler, o ListenOptions) (*Listener, err
 	return sock.Listen(&e.env, addr, h, o)
 }
 
-// Dial connects to addr; see sock.Dial for how failures are reported.
+// Dial connects to addr ("host:port" or "unix:PATH", as Listen takes);
+// see sock.Dial for how failures are reported.
 func (e *Engine) Dial(addr string, h Handler, o DialOptions) (*Conn, error) {
 	if e.isShutdown() {
 		return nil, ErrShutdown

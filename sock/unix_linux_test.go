@@ -362,3 +362,58 @@ func stalePath(t *testing.T, dir string) string {
 	unix.Close(fd)
 	return path
 }
+
+// TestControlReadsPeerCredentials: Control hands out the descriptor of an
+// open connection, here to read SO_PEERCRED on an accepted Unix-domain
+// connection (the peer is this process), and of a TCP connection, whose
+// TCP_NODELAY the engine set; after close it refuses without calling f.
+func TestControlReadsPeerCredentials(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	path := unixSocketPath(t, "cred.sock")
+	accepted := make(chan *reactor.Conn, 1)
+	closed := make(chan struct{})
+	ln, err := e.Listen("unix:"+path, &funcHandler{
+		onOpen:  func(c *reactor.Conn) { accepted <- c },
+		onClose: func(*reactor.Conn, error) { close(closed) },
+	}, reactor.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := testutil.Await(t, accepted, 5*time.Second, "the accepted connection")
+	var cred *unix.Ucred
+	var cerr error
+	if err := c.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil || cerr != nil {
+		t.Fatalf("Control: %v, SO_PEERCRED: %v", err, cerr)
+	}
+	if int(cred.Pid) != os.Getpid() || int(cred.Uid) != os.Getuid() {
+		t.Fatalf("peer credentials pid %d uid %d, want this process's %d and %d", cred.Pid, cred.Uid, os.Getpid(), os.Getuid())
+	}
+	var lnType int
+	if err := ln.Control(func(fd uintptr) { lnType, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE) }); err != nil || lnType != unix.SOCK_STREAM {
+		t.Fatalf("Listener.Control: %v, SO_TYPE %d", err, lnType)
+	}
+	c.Close()
+	<-closed
+	called := false
+	if err := c.Control(func(uintptr) { called = true }); !errors.Is(err, sock.ErrClosed) || called {
+		t.Fatalf("Control after close: %v (f called: %v), want ErrClosed without a call", err, called)
+	}
+
+	// TCP: the engine sets TCP_NODELAY on every connection.
+	_, addr := listenEcho(t, reactor.Config{IOThreads: 1})
+	opened := make(chan *reactor.Conn, 1)
+	if _, err := e.Dial(addr, &funcHandler{onOpen: func(c *reactor.Conn) { opened <- c }}, reactor.DialOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.Await(t, opened, 5*time.Second, "the dialled connection")
+	nodelay := -1
+	if err := d.Control(func(fd uintptr) { nodelay, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) }); err != nil || nodelay != 1 {
+		t.Fatalf("Control on TCP: %v, TCP_NODELAY %d, want 1", err, nodelay)
+	}
+	d.Close()
+}

@@ -3,6 +3,9 @@ package sock_test
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/windows"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/echo"
@@ -25,3 +28,30 @@ func TestUnixNotOfferedOnWindows(t *testing.T) {
 		t.Fatalf("%d descriptors open after refusals", s.FDs)
 	}
 }
+
+// TestControlOnWindows: Control hands out an open connection's SOCKET
+// and refuses once it is closed.
+func TestControlOnWindows(t *testing.T) {
+	e, addr := listenEcho(t, reactor.Config{IOThreads: 1})
+	opened := make(chan *reactor.Conn, 1)
+	closed := make(chan struct{})
+	if _, err := e.Dial(addr, &funcHandler{
+		onOpen:  func(c *reactor.Conn) { opened <- c },
+		onClose: func(*reactor.Conn, error) { close(closed) },
+	}, reactor.DialOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := testutil.Await(t, opened, 5*time.Second, "the dialled connection")
+	typ := -1
+	if err := c.Control(func(fd uintptr) { typ, _ = windows.GetsockoptInt(windows.Handle(fd), windows.SOL_SOCKET, soType) }); err != nil || typ != windows.SOCK_STREAM {
+		t.Fatalf("Control: %v, SO_TYPE %d, want SOCK_STREAM", err, typ)
+	}
+	c.Close()
+	<-closed
+	if err := c.Control(func(uintptr) { t.Error("f called on a closed connection") }); !errors.Is(err, sock.ErrClosed) {
+		t.Fatalf("Control after close: %v, want ErrClosed", err)
+	}
+}
+
+// soType is winsock2.h's SO_TYPE, which x/sys/windows does not name.
+const soType = 0x1008
