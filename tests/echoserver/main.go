@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,7 +38,7 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:7007", "address to listen on (port 0 picks one)")
+	addr := flag.String("addr", "127.0.0.1:7007", "address to listen on (port 0 picks one), or unix:PATH for a Unix-domain socket (Linux)")
 	threads := flag.Int("io-threads", 0, "I/O threads (0 = one per CPU)")
 	bufSize := flag.Int("buffer-size", 16384, "size of the engine's pooled buffers in bytes")
 	shared := flag.Bool("shared", false, "all I/O threads wait on one shared poller")
@@ -55,6 +56,9 @@ func main() {
 	}
 	if *threads < 0 || *bufSize <= 0 || *reads < 1 {
 		fatalf("-io-threads must be ≥ 0, -buffer-size > 0 and -reads ≥ 1")
+	}
+	if *udp && strings.HasPrefix(*addr, "unix:") {
+		fatalf("-udp echoes on the UDP port of -addr's number: it needs an IP address, not %s", *addr)
 	}
 	if *handshakeTimeout < 0 || *readTimeout < 0 {
 		fatalf("-handshake-timeout and -read-timeout must be ≥ 0")
@@ -111,7 +115,11 @@ func main() {
 			fatalf("binding UDP %s: %v", ln.Addr(), err)
 		}
 	}
-	fmt.Printf("listening on %s\n", ln.Addr())
+	where := ln.Addr().String()
+	if ln.Path() != "" {
+		where = "unix:" + ln.Path()
+	}
+	fmt.Printf("listening on %s\n", where)
 
 	sig := <-sigs
 	signal.Stop(sigs)

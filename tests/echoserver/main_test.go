@@ -187,6 +187,37 @@ func TestEchoServerUDP(t *testing.T) {
 	}
 }
 
+// TestEchoServerUnix: -addr unix:PATH serves on a Unix-domain socket,
+// announces it, and removes its file at exit.
+func TestEchoServerUnix(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the engine offers no Unix-domain sockets on Windows: Wine 8 has no AF_UNIX to test them against (docs/unix.md)")
+	}
+	path := filepath.Join(t.TempDir(), "echo.sock")
+	s := startServer(t, "-addr", "unix:"+path)
+	if s.addr != "unix:"+path {
+		t.Fatalf("announced %q, want unix:%s", s.addr, path)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte("unix "), 10000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo through the binary over a unix socket: %v", err)
+	}
+	c.Close()
+	if counters := s.stop(t); !strings.Contains(counters, "connections total:    1") {
+		t.Errorf("counters lack one connection:\n%s", counters)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the socket file after exit: %v, want it removed", err)
+	}
+}
+
 // writePair writes a certificate for pub, self-signed by signer with alg
 // (0: Go's default), valid from notBefore to notAfter, and key as the
 // private key file. It fails t unless only x509.CreateCertificate refused

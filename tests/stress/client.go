@@ -61,7 +61,7 @@ type chunk struct {
 // chunk exceeds what the socket buffers hold.
 type client struct {
 	id     int
-	conn   *net.TCPConn
+	conn   streamConn
 	cfg    *Config
 	pat    []byte
 	totals *totals
@@ -89,7 +89,13 @@ type client struct {
 	closeErr  error
 }
 
-func newClient(id int, conn *net.TCPConn, cfg *Config, pat []byte, t *totals) *client {
+// streamConn is a client's connection: TCP, or Unix-domain with -unix.
+type streamConn interface {
+	net.Conn
+	CloseWrite() error
+}
+
+func newClient(id int, conn streamConn, cfg *Config, pat []byte, t *totals) *client {
 	return &client{
 		id: id, conn: conn, cfg: cfg, pat: pat, totals: t,
 		progress: make(chan struct{}, 1),

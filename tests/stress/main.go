@@ -28,7 +28,7 @@ import (
 
 func main() {
 	var cfg Config
-	flag.StringVar(&cfg.Addr, "addr", "", "drive the echo server at this loopback IP:port instead of an in-process engine")
+	flag.StringVar(&cfg.Addr, "addr", "", "drive the echo server at this loopback IP:port (or unix:PATH) instead of an in-process engine")
 	flag.IntVar(&cfg.Conns, "conns", 64, "connections")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 	flag.DurationVar(&cfg.Drain, "drain", 5*time.Second, "bound on the drain of the echo once the writers stop")
@@ -41,6 +41,7 @@ func main() {
 	flag.BoolVar(&cfg.Shared, "shared", false, "all engine I/O threads wait on one shared poller")
 	flag.IntVar(&cfg.Reads, "reads", 1, "reads outstanding per engine connection")
 	flag.IntVar(&cfg.ReadChain, "read-chain", 4, "buffers one engine read may fill (readv) once a stream fills whole buffers")
+	flag.BoolVar(&cfg.Unix, "unix", false, "serve and drive the echo over a Unix-domain socket (Linux) instead of TCP on loopback")
 	flag.StringVar(&cfg.Backend, "backend", "auto", "engine backend: auto (io_uring where allowed), epoll or uring")
 	flag.IntVar(&cfg.UDPFlows, "udp", 0, "datagram flows beside the connections, each a UDP socket sending to the engine's datagram echo")
 	flag.IntVar(&cfg.UDPMaxSize, "udp-max-size", 1400, "largest datagram in bytes")

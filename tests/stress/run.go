@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +48,7 @@ type Config struct {
 	UDPFlows   int           `json:"udp_flows"`    // datagram flows beside the connections (in-process engine only)
 	UDPMaxSize int           `json:"udp_max_size"` // largest datagram
 	UDPWindow  int           `json:"udp_window"`   // datagrams unanswered per flow, at most
+	Unix       bool          `json:"unix"`         // the echo runs over a Unix-domain socket
 }
 
 func (c *Config) validate() error {
@@ -66,7 +70,10 @@ func (c *Config) validate() error {
 	case c.UDPFlows > 0 && c.Addr != "":
 		return errors.New("-udp drives the in-process engine's datagram echo: not with -addr")
 	}
-	if c.Addr == "" {
+	if c.Unix && c.Addr != "" {
+		return errors.New("-unix serves the in-process engine on a socket of its own: with -addr, give unix:PATH instead")
+	}
+	if c.Addr == "" || strings.HasPrefix(c.Addr, "unix:") {
 		return nil
 	}
 	ap, err := netip.ParseAddrPort(c.Addr)
@@ -159,6 +166,9 @@ func run(ctx context.Context, cfg Config, live io.Writer) (*Report, error) {
 		}
 		after := takeEngine(e)
 		rep.After.Engine = &after
+		if cfg.Unix {
+			removeUnixDir(rep.Server)
+		}
 	}
 	rep.After.Process = settle(rep.Before.Process)
 	rep.judge()
@@ -178,8 +188,9 @@ func primeNetpoller() error {
 }
 
 // startEngine starts the engine with an echo listener on a loopback port
-// chosen by the kernel, and with cfg.UDPFlows a datagram echo, and returns
-// the addresses they are bound to.
+// chosen by the kernel (with -unix, on a socket file in a new temporary
+// directory), and with cfg.UDPFlows a datagram echo, and returns the
+// addresses they are bound to.
 func startEngine(cfg Config) (*reactor.Engine, string, netip.AddrPort, error) {
 	backend, err := reactor.ParseBackend(cfg.Backend)
 	if err != nil {
@@ -202,9 +213,22 @@ func startEngine(cfg Config) (*reactor.Engine, string, netip.AddrPort, error) {
 		}
 		return nil, "", netip.AddrPort{}, err
 	}
-	ln, err := e.Listen("127.0.0.1:0", &echo.Handler{Reads: cfg.Reads}, reactor.ListenOptions{})
+	addr := "127.0.0.1:0"
+	if cfg.Unix {
+		dir, err := os.MkdirTemp("", "reactor-stress-")
+		if err != nil {
+			return fail(err)
+		}
+		addr = "unix:" + filepath.Join(dir, "echo.sock")
+	}
+	ln, err := e.Listen(addr, &echo.Handler{Reads: cfg.Reads}, reactor.ListenOptions{})
 	if err != nil {
 		return fail(fmt.Errorf("listening: %w", err))
+	}
+	if cfg.Unix {
+		addr = "unix:" + ln.Path()
+	} else {
+		addr = ln.Addr().String()
 	}
 	var packetAddr netip.AddrPort
 	if cfg.UDPFlows > 0 {
@@ -214,7 +238,15 @@ func startEngine(cfg Config) (*reactor.Engine, string, netip.AddrPort, error) {
 		}
 		packetAddr = p.LocalAddr()
 	}
-	return e, ln.Addr().String(), packetAddr, nil
+	return e, addr, packetAddr, nil
+}
+
+// removeUnixDir removes the temporary directory of a -unix run's socket,
+// once the engine is shut down (its listener has removed the file).
+func removeUnixDir(addr string) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		os.Remove(filepath.Dir(path))
+	}
 }
 
 // dialAll connects cfg.Conns clients; a connection that fails is a client
@@ -224,12 +256,16 @@ func dialAll(ctx context.Context, cfg *Config, addr string, t *totals, rep *Repo
 	d := net.Dialer{Timeout: dialTimeout}
 	var clients []*client
 	for i := range cfg.Conns {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		network, target := "tcp", addr
+		if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+			network, target = "unix", path
+		}
+		conn, err := d.DialContext(ctx, network, target)
 		if err != nil {
 			rep.ClientErrors = append(rep.ClientErrors, fmt.Sprintf("conn %d: dial %s: %v", i, addr, err))
 			continue
 		}
-		clients = append(clients, newClient(i, conn.(*net.TCPConn), cfg, pat, t))
+		clients = append(clients, newClient(i, conn.(streamConn), cfg, pat, t))
 	}
 	return clients
 }

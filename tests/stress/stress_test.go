@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -68,6 +69,35 @@ func TestStressWithDatagrams(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+	}
+}
+
+// TestStressOverUnixSocket: the same echo and checks over a Unix-domain
+// socket; the socket file and its directory are gone afterwards.
+func TestStressOverUnixSocket(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the engine offers no Unix-domain sockets on Windows: Wine 8 has no AF_UNIX to test them against (docs/unix.md)")
+	}
+	cfg := Config{
+		Conns: 8, Duration: time.Second, Drain: 5 * time.Second,
+		MinSize: 1, MaxSize: 65536, Window: 262144, Seed: 2,
+		BufferSize: 16384, Reads: 1, ReadChain: 4,
+		Backend: cmp.Or(os.Getenv(testutil.BackendEnv), "auto"),
+		Unix:    true,
+	}
+	rep, err := run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ok := strings.CutPrefix(rep.Server, "unix:")
+	if !ok || rep.BytesValidated == 0 || rep.Conns != cfg.Conns {
+		t.Fatalf("server %q, %d connections, %d bytes validated: want a unix socket and bytes through all %d", rep.Server, rep.Conns, rep.BytesValidated, cfg.Conns)
+	}
+	if !rep.OK() {
+		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("the socket's directory after the run: %v, want it removed", err)
 	}
 }
 
