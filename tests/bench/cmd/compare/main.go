@@ -187,11 +187,13 @@ func moduleRoot() (string, error) {
 }
 
 // binaries are the built server and load client.
-type binaries struct{ server, load string }
+// binaries are the built programs, in dir, the run's temporary directory
+// (where Unix-domain workloads put their sockets too).
+type binaries struct{ server, load, dir string }
 
 // build compiles the server and the client once, so no run pays for go run.
 func build(root, dir string) (binaries, error) {
-	b := binaries{server: filepath.Join(dir, "server"), load: filepath.Join(dir, "load")}
+	b := binaries{server: filepath.Join(dir, "server"), load: filepath.Join(dir, "load"), dir: dir}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, t := range []struct{ out, pkg string }{{b.server, "./cmd/server"}, {b.load, "./cmd/load"}} {

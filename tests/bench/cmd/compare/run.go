@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -148,6 +150,9 @@ func drive(o options, m machine, b binaries, w workload, srv *server, windowAt t
 	return r, nil
 }
 
+// socketSeq numbers the Unix-domain workloads' socket files.
+var socketSeq atomic.Int64
+
 // server is a running cmd/server process.
 type server struct {
 	cmd    *exec.Cmd
@@ -160,8 +165,14 @@ type server struct {
 // startServer starts the server for w and reads its "listening on" line.
 func startServer(o options, m machine, b binaries, engine string, w workload) (*server, error) {
 	argv := []string{b.server, "-engine", engine, "-addr", "127.0.0.1:0", "-io-threads", strconv.Itoa(o.ioThreads)}
-	if w.udp {
+	switch {
+	case w.udp:
 		argv = append(argv, "-network", "udp")
+	case w.unix:
+		// A path of its own for every start: paired runs have two servers
+		// up at once.
+		argv[4] = filepath.Join(b.dir, fmt.Sprintf("%s-%d.sock", engine, socketSeq.Add(1)))
+		argv = append(argv, "-network", "unix")
 	}
 	switch engine {
 	case "reactor-busy":

@@ -34,6 +34,7 @@ type workload struct {
 	size  int  // message size, or write size when streaming
 	idle  int  // idle connections (idle mode)
 	udp   bool // ping-pong over connected UDP sockets: each message a datagram
+	unix  bool // over Unix-domain stream sockets instead of TCP on loopback
 }
 
 // title says what the workload is, with its real counts.
@@ -47,6 +48,9 @@ func (w workload) title() string {
 	if w.udp {
 		return fmt.Sprintf("%s UDP sockets × %s datagram ping-pong", count(w.conns), bytesize(w.size))
 	}
+	if w.unix {
+		return fmt.Sprintf("%s unix conns × %s ping-pong", count(w.conns), bytesize(w.size))
+	}
 	return fmt.Sprintf("%s conns × %s ping-pong", count(w.conns), bytesize(w.size))
 }
 
@@ -58,8 +62,10 @@ func baseWorkloads(o options) []workload {
 		{name: "pp512", mode: load.PingPong, conns: 1000, size: 512},
 		{name: "stream", mode: load.Stream, conns: 50, size: 64 << 10},
 		{name: "idle", mode: load.Idle, conns: o.idleActive, size: 64, idle: o.idleConns},
-		// Not one of issue 4's workloads: datagram sockets came later.
+		// Not issue 4's workloads: datagram and Unix-domain sockets came
+		// later.
 		{name: "udp64", mode: load.PingPong, conns: 50, size: 64, udp: true},
+		{name: "unix64", mode: load.PingPong, conns: 50, size: 64, unix: true},
 	}
 }
 

@@ -29,7 +29,7 @@ func run() (err error) {
 	var cfg load.Config
 	mode := flag.String("mode", "pingpong", "pingpong, stream or idle")
 	driver := flag.String("driver", "", "uring or epoll; empty means uring where the kernel has it")
-	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:7007", "server address (IPv4 literal and port)")
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:7007", "server address (IPv4 literal and port, or unix:PATH)")
 	flag.IntVar(&cfg.Conns, "conns", 50, "connections carrying measured traffic")
 	flag.IntVar(&cfg.Size, "size", 64, "message size (pingpong, idle's active connections) or write size (stream)")
 	flag.IntVar(&cfg.InFlight, "inflight", 1, "ping-pong messages in flight per connection")

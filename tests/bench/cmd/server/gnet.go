@@ -58,19 +58,18 @@ func gnetAddr(eng gnet.Engine) (string, error) {
 		return (&net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}).String(), nil
 	case *unix.SockaddrInet6:
 		return (&net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}).String(), nil
+	case *unix.SockaddrUnix:
+		return "unix:" + sa.Name, nil
 	}
 	return "", fmt.Errorf("listener bound to %T", sa)
 }
 
 // serveGnet runs gnet with threads event loops, each locked to its OS
-// thread as reactor's I/O threads are. With udp it serves datagrams: each
-// OnTraffic is one datagram, and Write answers its sender.
-func serveGnet(addr string, threads int, udp bool) (string, error) {
+// thread as reactor's I/O threads are, on network (tcp, udp or unix). On
+// udp each OnTraffic is one datagram, and Write answers its sender.
+func serveGnet(addr, network string, threads int) (string, error) {
 	h := &gnetEcho{booted: make(chan string, 1), failed: make(chan error, 1)}
-	proto := "tcp://"
-	if udp {
-		proto = "udp://"
-	}
+	proto := network + "://"
 	go func() {
 		err := gnet.Run(h, proto+addr,
 			gnet.WithMulticore(false),

@@ -33,7 +33,7 @@ func main() {
 	ringSlots := flag.Int("ring-slots", 0, "reactor, reactor-hop on io_uring: most buffers an I/O thread may lend (0 = the engine's default)")
 	backend := flag.String("backend", "auto", "reactor, reactor-hop: auto (io_uring where allowed), epoll or uring")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile to this file (stopped by SIGINT/SIGTERM)")
-	network := flag.String("network", "tcp", "tcp, or udp: echo each datagram back to its sender (reactor, gnet, nbio, net)")
+	network := flag.String("network", "tcp", "tcp; udp: echo each datagram back to its sender; unix: a Unix-domain stream socket at the path -addr (reactor, gnet, nbio, net)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -41,10 +41,15 @@ func main() {
 	if *threads < 1 || *bufSize <= 0 || *busyPoll < 0 {
 		fatalf("-io-threads must be ≥ 1, -buffer-size > 0 and -busy-poll ≥ 0")
 	}
-	if *network != "tcp" && *network != "udp" {
-		fatalf("-network %q: want tcp or udp", *network)
+	if *network != "tcp" && *network != "udp" && *network != "unix" {
+		fatalf("-network %q: want tcp, udp or unix", *network)
 	}
 	udp := *network == "udp"
+	if *network == "unix" {
+		// The socket file is this run's: one left by a server that was
+		// killed would refuse the bind.
+		os.Remove(*addr)
+	}
 
 	// Catch the signals before announcing the address, so a runner that
 	// signals right after reading the line is not racing the handler.
@@ -57,7 +62,7 @@ func main() {
 	)
 	switch *engine {
 	case "reactor", "reactor-hop":
-		bound, err = serveReactor(*addr, reactorOptions{
+		bound, err = serveReactor(*addr, *network, reactorOptions{
 			threads:   *threads,
 			busyPoll:  *busyPoll,
 			bufSize:   *bufSize,
@@ -69,14 +74,14 @@ func main() {
 			udp:       udp,
 		})
 	case "gnet":
-		bound, err = serveGnet(*addr, *threads, udp)
+		bound, err = serveGnet(*addr, *network, *threads)
 	case "nbio":
-		bound, err = serveNbio(*addr, *threads, udp)
+		bound, err = serveNbio(*addr, *network, *threads)
 	case "net":
 		if udp {
 			bound, err = serveNetUDP(*addr, *bufSize)
 		} else {
-			bound, err = serveNet(*addr, *bufSize)
+			bound, err = serveNet(*addr, *network, *bufSize)
 		}
 	default:
 		fatalf("unknown -engine %q (want reactor, reactor-hop, gnet, nbio or net)", *engine)

@@ -9,12 +9,10 @@ import (
 // reactor's I/O threads are; OnData runs on the poller and writes the bytes
 // back (Write keeps what the kernel did not take and flushes it on
 // EPOLLOUT).
-func serveNbio(addr string, threads int, udp bool) (string, error) {
+//
+// On udp each OnData is one datagram, and Write answers its sender.
+func serveNbio(addr, network string, threads int) (string, error) {
 	logging.SetLevel(logging.LevelError)
-	network := "tcp"
-	if udp {
-		network = "udp" // each OnData is one datagram; Write answers its sender
-	}
 	e := nbio.NewEngine(nbio.Config{
 		Network:    network,
 		Addrs:      []string{addr},
@@ -30,5 +28,8 @@ func serveNbio(addr string, threads int, udp bool) (string, error) {
 		return "", err
 	}
 	// Start replaced the address with the one bound.
+	if network == "unix" {
+		return "unix:" + e.Addrs[0], nil
+	}
 	return e.Addrs[0], nil
 }

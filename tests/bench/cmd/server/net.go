@@ -10,8 +10,8 @@ import (
 
 // serveNet is the baseline: Go's net package, a goroutine per connection
 // copying through a buffer of its own.
-func serveNet(addr string, bufSize int) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+func serveNet(addr, network string, bufSize int) (string, error) {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return "", err
 	}
@@ -30,6 +30,9 @@ func serveNet(addr string, bufSize int) (string, error) {
 			go echoConn(c, bufSize)
 		}
 	}()
+	if network == "unix" {
+		return "unix:" + ln.Addr().String(), nil
+	}
 	return ln.Addr().String(), nil
 }
 

@@ -24,7 +24,7 @@ type reactorOptions struct {
 // stress binary drives: each read's buffer is handed to WriteBuffer, then
 // the next read is issued. With o.hop the echo runs on worker goroutines
 // instead (hopHandler); with o.udp it is a datagram echo.
-func serveReactor(addr string, o reactorOptions) (string, error) {
+func serveReactor(addr, network string, o reactorOptions) (string, error) {
 	cfg := reactor.Config{
 		IOThreads:    o.threads,
 		BufferSize:   o.bufSize,
@@ -57,9 +57,15 @@ func serveReactor(addr string, o reactorOptions) (string, error) {
 	if o.hop {
 		h = newHopHandler()
 	}
+	if network == "unix" {
+		addr = "unix:" + addr
+	}
 	ln, err := e.Listen(addr, h, reactor.ListenOptions{})
 	if err != nil {
 		return "", err
+	}
+	if ln.Path() != "" {
+		return "unix:" + ln.Path(), nil
 	}
 	return ln.Addr().String(), nil
 }

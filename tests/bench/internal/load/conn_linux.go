@@ -108,7 +108,7 @@ func (cl *client) open(kind connKind) error {
 	if cl.cfg.Datagram {
 		typ = unix.SOCK_DGRAM
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(cl.fam, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
@@ -118,14 +118,16 @@ func (cl *client) open(kind connKind) error {
 	cl.started[kind]++
 	cl.connecting++
 	// Small messages must go out at once, as the servers' replies do.
-	if !cl.cfg.Datagram {
+	if !cl.cfg.Datagram && cl.fam == unix.AF_INET {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 			return os.NewSyscallError("setsockopt TCP_NODELAY", err)
 		}
 	}
-	// A UDP socket connects at once (it only fixes the peer); the
-	// writable event that follows opens it as it opens a TCP one.
-	if err := unix.Connect(fd, &cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+	// A UDP socket connects at once (it only fixes the peer), and so does
+	// a Unix-domain one (or fails: EAGAIN when the server's accept queue
+	// is full); the writable event that follows opens it as it opens a
+	// TCP one.
+	if err := unix.Connect(fd, cl.sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return fmt.Errorf("%s connection %d: %w", kind, c.id, os.NewSyscallError("connect", err))
 	}
 	interest := epollInterest

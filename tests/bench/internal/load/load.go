@@ -73,7 +73,7 @@ const (
 
 // Config describes one run.
 type Config struct {
-	Addr   string // the server, an IPv4 literal and port: "127.0.0.1:7007"
+	Addr   string // the server, an IPv4 literal and port ("127.0.0.1:7007"), or "unix:PATH"
 	Mode   Mode
 	Driver Driver
 	// Datagram makes every connection a connected UDP socket (ping-pong

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,26 @@ func TestPingPongAgainstReactor(t *testing.T) {
 		}
 		if r.Driver != d {
 			t.Errorf("ran on %q, asked for %q", r.Driver, d)
+		}
+	})
+}
+
+// TestPingPongOverUnixSocket: the client drives a Unix-domain server
+// ("unix:PATH") on both drivers, every reply checked.
+func TestPingPongOverUnixSocket(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d load.Driver) {
+		e, err := reactor.New(reactor.Config{IOThreads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Shutdown(5 * time.Second) })
+		ln, err := e.Listen("unix:"+filepath.Join(t.TempDir(), "load.sock"), &echo.Handler{Reads: 1}, reactor.ListenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, load.Config{Addr: "unix:" + ln.Path(), Driver: d, Mode: load.PingPong, Conns: 20, Size: 64, InFlight: 2})
+		if r.Bytes != int64(r.Messages)*64 {
+			t.Errorf("%d bytes for %d messages of 64", r.Bytes, r.Messages)
 		}
 	})
 }

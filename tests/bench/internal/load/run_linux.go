@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,7 +63,8 @@ type client struct {
 	cfg  Config         // Driver resolved: DriverURing or DriverEpoll
 	p    *poller.Poller // the engine's poller: an io_uring (DriverURing) or epoll
 	bufs [][]byte       // DriverURing: the provided buffers, by id
-	sa   unix.SockaddrInet4
+	sa   unix.Sockaddr  // the server: IPv4, or Unix-domain ("unix:PATH")
+	fam  int            // its address family
 	t0   time.Time
 	now  time.Duration // since t0, read once per event batch
 
@@ -97,6 +99,22 @@ type client struct {
 	setupTime   time.Duration
 }
 
+// serverAddr reads cfg.Addr: an IPv4 literal and port, or "unix:PATH"
+// for a Unix-domain stream socket (not with Datagram).
+func serverAddr(cfg Config) (unix.Sockaddr, int, error) {
+	if path, ok := strings.CutPrefix(cfg.Addr, "unix:"); ok {
+		if path == "" || cfg.Datagram {
+			return nil, 0, fmt.Errorf("load: address %q: want unix:PATH, and a stream mode", cfg.Addr)
+		}
+		return &unix.SockaddrUnix{Name: path}, unix.AF_UNIX, nil
+	}
+	ap, err := netip.ParseAddrPort(cfg.Addr)
+	if err != nil || !ap.Addr().Is4() {
+		return nil, 0, fmt.Errorf("load: address %q: want an IPv4 literal and a port, or unix:PATH", cfg.Addr)
+	}
+	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, unix.AF_INET, nil
+}
+
 // Run connects to cfg.Addr and drives it as cfg says, from the calling
 // goroutine locked to its OS thread. It returns when the window has ended
 // (or at the first error: a reply that does not match what was sent, a
@@ -107,9 +125,9 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	ap, err := netip.ParseAddrPort(cfg.Addr)
-	if err != nil || !ap.Addr().Is4() {
-		return Result{}, fmt.Errorf("load: address %q: want an IPv4 literal and a port", cfg.Addr)
+	sa, fam, err := serverAddr(cfg)
+	if err != nil {
+		return Result{}, err
 	}
 	if err := ensureFiles(cfg.Conns + cfg.IdleConns); err != nil {
 		return Result{}, err
@@ -120,7 +138,8 @@ func Run(cfg Config) (Result, error) {
 
 	cl := &client{
 		cfg: cfg,
-		sa:  unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()},
+		sa:  sa,
+		fam: fam,
 		t0:  time.Now(),
 	}
 	switch cfg.Driver {
