@@ -13,6 +13,13 @@ func SetWouldBlockHook(f func()) (undo func()) {
 	return func() { testHookWouldBlock = nil }
 }
 
+// SetUnixBoundHook installs f to run right after a Unix-domain listener's
+// bind, and returns a function that removes it.
+func SetUnixBoundHook(f func(path string)) (undo func()) {
+	testHookUnixBound = f
+	return func() { testHookUnixBound = nil }
+}
+
 // BusyListenerLoop posts a task that holds the listener's I/O thread for
 // d, so that nothing else runs on that loop (nor does it enter the kernel)
 // meanwhile.

@@ -2,6 +2,7 @@ package sock
 
 import (
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/ioreactor/reactor/internal/lock"
@@ -16,6 +17,13 @@ type ListenOptions struct {
 	// ReusePort sets SO_REUSEPORT, so several listeners (in this process or
 	// others) can share the port and the kernel spreads connections.
 	ReusePort bool
+	// UnixMode is the permission bits of a Unix-domain listener's socket
+	// file (connecting needs write permission). 0 leaves them to the
+	// kernel: 0777 less the process's umask. The file never has more bits
+	// than UnixMode, not even for an instant after bind; see docs/unix.md.
+	// Refused for an abstract name (it has no file, and no permissions)
+	// and for TCP.
+	UnixMode os.FileMode
 	// ConnOptions apply to every accepted connection.
 	ConnOptions
 }

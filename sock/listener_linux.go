@@ -28,6 +28,9 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	if err := o.checkUnixMode(isUnix, path); err != nil {
+		return nil, err
+	}
 	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
 	ln.timer.Init(ln.resume)
 	if isUnix {

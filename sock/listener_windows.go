@@ -55,6 +55,9 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	if err := o.checkUnixMode(false, ""); err != nil {
+		return nil, err
+	}
 	if o.ReusePort {
 		return nil, fmt.Errorf("%w: Windows has no SO_REUSEPORT", ErrNotSupported)
 	}

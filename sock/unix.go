@@ -3,6 +3,7 @@ package sock
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -52,3 +53,19 @@ func unixPath(addr string) (path string, ok bool, err error) {
 // abstract name), or "" for a TCP listener. A listener that made a file
 // removes it when it is closed.
 func (ln *Listener) Path() string { return ln.path }
+
+// checkUnixMode refuses a UnixMode that cannot apply: on a TCP address, on
+// an abstract name, or with bits beyond the permission bits.
+func (o *ListenOptions) checkUnixMode(isUnix bool, path string) error {
+	switch {
+	case o.UnixMode == 0:
+		return nil
+	case !isUnix:
+		return fmt.Errorf("sock: UnixMode %v is for a unix: address", o.UnixMode)
+	case path[0] == '@':
+		return fmt.Errorf("sock: UnixMode %v: the abstract name %q has no file and no permissions: anyone in the network namespace may connect", o.UnixMode, path)
+	case o.UnixMode&^os.ModePerm != 0:
+		return fmt.Errorf("sock: UnixMode %v: only permission bits (0777) apply", o.UnixMode)
+	}
+	return nil
+}

@@ -32,9 +32,21 @@ func (ln *Listener) bindUnix(path string, o ListenOptions) error {
 	}
 	ln.env.Counters.FDs.Add(1)
 	ln.fd, ln.path = fd, path
+	mode := uint32(o.UnixMode)
+	if mode != 0 {
+		// bind gives the file the socket's own mode less the umask, so
+		// the file is born with no more bits than asked for.
+		if err := unix.Fchmod(fd, mode); err != nil {
+			closeFD(ln.env, fd)
+			return os.NewSyscallError("fchmod", err)
+		}
+	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		closeFD(ln.env, fd)
 		return &os.PathError{Op: "bind", Path: path, Err: err}
+	}
+	if testHookUnixBound != nil {
+		testHookUnixBound(path)
 	}
 	if path[0] != '@' {
 		// Remember which file this bind made, so that Close removes that
@@ -42,6 +54,15 @@ func (ln *Listener) bindUnix(path string, o ListenOptions) error {
 		var st unix.Stat_t
 		if unix.Stat(path, &st) == nil {
 			ln.unlink, ln.os.dev, ln.os.ino = true, st.Dev, st.Ino
+			if mode != 0 && st.Mode&0o777 != mode {
+				// The umask took bits away; give them back. This only
+				// widens what the file allowed since its bind.
+				if err := unix.Chmod(path, mode); err != nil {
+					ln.removeFile()
+					closeFD(ln.env, fd)
+					return &os.PathError{Op: "chmod", Path: path, Err: err}
+				}
+			}
 		}
 	}
 	if err := ln.listen(o); err != nil {
@@ -92,3 +113,7 @@ func dialUnix(env *Env, addr, path string, h Handler, o DialOptions) (*Conn, err
 	}
 	return connecting(env, fd, h, &o, addr, netip.AddrPort{})
 }
+
+// testHookUnixBound, set by a test, runs on Listen's goroutine right after
+// a Unix-domain bind, before anything changes the new file.
+var testHookUnixBound func(path string)

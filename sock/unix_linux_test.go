@@ -417,3 +417,60 @@ func TestControlReadsPeerCredentials(t *testing.T) {
 	}
 	d.Close()
 }
+
+// TestUnixMode: UnixMode sets the socket file's permission bits, fewer or
+// more than the umask leaves (the file is born with the socket's mode less
+// the umask, then widened if the umask took bits away); 0 leaves the
+// kernel's 0777 less the umask. An abstract name, a TCP address and bits
+// beyond 0777 are refused with no descriptor left open.
+func TestUnixMode(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	umask := unix.Umask(0o022)
+	defer unix.Umask(umask)
+	dir := t.TempDir()
+	var born os.FileMode
+	defer sock.SetUnixBoundHook(func(path string) {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("the file right after bind: %v", err)
+			return
+		}
+		born = st.Mode().Perm()
+	})()
+	for i, tc := range []struct{ ask, want os.FileMode }{
+		{0, 0o755},
+		{0o600, 0o600},
+		{0o660, 0o660}, // the umask would take g+w away
+		{0o666, 0o666},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("m%d.sock", i))
+		ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{UnixMode: tc.ask})
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != tc.want {
+			t.Fatalf("UnixMode %v: the file's mode is %v (%v), want %v", tc.ask, st.Mode().Perm(), err, tc.want)
+		}
+		if tc.ask != 0 && born&^tc.ask != 0 {
+			t.Fatalf("UnixMode %v: the file was born %v, with bits it was not to have", tc.ask, born)
+		}
+		if err := echoOverUnix(path, 100, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+	}
+	for _, tc := range []struct {
+		addr string
+		mode os.FileMode
+	}{
+		{"unix:@reactor-mode-test", 0o600},
+		{"127.0.0.1:0", 0o600},
+		{"unix:" + filepath.Join(dir, "setuid.sock"), os.ModeSetuid | 0o600},
+	} {
+		if _, err := e.Listen(tc.addr, &echo.Handler{}, reactor.ListenOptions{UnixMode: tc.mode}); err == nil || !strings.Contains(err.Error(), "UnixMode") {
+			t.Errorf("Listen %s with UnixMode %v: %v, want a refusal naming UnixMode", tc.addr, tc.mode, err)
+		}
+	}
+	// The echo connections' server sides close once they see EOF.
+	if !waitFor(5*time.Second, func() bool { return e.Stats().FDs == 0 }) {
+		t.Fatalf("%d descriptors open after the listeners closed and the refusals", e.Stats().FDs)
+	}
+}
