@@ -321,7 +321,9 @@ func (c *Conn) closeRaw() error {
 }
 
 // Abort closes the connection at once: queued writes are dropped and the
-// peer gets a reset (SO_LINGER 0).
+// peer gets a reset (SO_LINGER 0). A Unix-domain socket has no reset: its
+// peer reads end of stream, or ECONNRESET if bytes it sent were still
+// unread here.
 func (c *Conn) Abort() error {
 	if c.closeWith(nil, true) {
 		return nil

@@ -474,3 +474,39 @@ func TestUnixMode(t *testing.T) {
 		t.Fatalf("%d descriptors open after the listeners closed and the refusals", e.Stats().FDs)
 	}
 }
+
+// TestUnixAbort: Abort on a Unix-domain connection, which has no reset:
+// with nothing unread the peer reads end of stream; with bytes it sent
+// still unread, ECONNRESET. Both are what docs/unix.md and Abort say.
+func TestUnixAbort(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	path := unixSocketPath(t, "abort.sock")
+	accepted := make(chan *reactor.Conn, 2)
+	if _, err := e.Listen("unix:"+path, &funcHandler{onOpen: func(c *reactor.Conn) { accepted <- c }}, reactor.ListenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, unread := range []bool{false, true} {
+		peer, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer.SetDeadline(time.Now().Add(5 * time.Second))
+		c := testutil.Await(t, accepted, 5*time.Second, "the accepted connection")
+		if unread {
+			// No read is issued, so these stay in the engine's socket (a
+			// Unix-domain write queues them there before it returns).
+			if _, err := peer.Write([]byte("never read")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Abort()
+		_, err = peer.Read(make([]byte, 1))
+		switch {
+		case unread && !errors.Is(err, syscall.ECONNRESET):
+			t.Errorf("Abort with the peer's bytes unread: the peer's read got %v, want ECONNRESET", err)
+		case !unread && err != io.EOF:
+			t.Errorf("Abort with nothing unread: the peer's read got %v, want EOF", err)
+		}
+		peer.Close()
+	}
+}
