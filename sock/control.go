@@ -11,33 +11,22 @@ package sock
 // It must not close the descriptor, change its blocking mode, or read or
 // write through it: bytes taken or sent behind the engine's back break
 // the order it guarantees.
-func (c *Conn) Control(f func(fd uintptr)) error {
-	if !c.life.incref() {
-		return ErrClosed
-	}
-	defer c.decref()
-	f(uintptr(c.fd))
-	return nil
-}
+func (c *Conn) Control(f func(fd uintptr)) error { return control(&c.life, c.fd, c.decref, f) }
 
 // Control runs f with the datagram socket's descriptor; see
 // Conn.Control, whose rules it shares.
-func (p *PacketConn) Control(f func(fd uintptr)) error {
-	if !p.life.incref() {
-		return ErrClosed
-	}
-	defer p.decref()
-	f(uintptr(p.fd))
-	return nil
-}
+func (p *PacketConn) Control(f func(fd uintptr)) error { return control(&p.life, p.fd, p.decref, f) }
 
 // Control runs f with the listening socket's descriptor; see
 // Conn.Control, whose rules it shares (and f must not accept).
-func (ln *Listener) Control(f func(fd uintptr)) error {
-	if !ln.life.incref() {
+func (ln *Listener) Control(f func(fd uintptr)) error { return control(&ln.life, ln.fd, ln.decref, f) }
+
+// control runs f with fd under a reference of l, which decref drops.
+func control(l *lifetime, fd sysfd, decref func(), f func(fd uintptr)) error {
+	if !l.incref() {
 		return ErrClosed
 	}
-	defer ln.decref()
-	f(uintptr(ln.fd))
+	defer decref()
+	f(uintptr(fd))
 	return nil
 }

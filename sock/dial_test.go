@@ -14,22 +14,32 @@ import (
 // TestDialEchoThroughEngine: the engine as client and as server.
 func TestDialEchoThroughEngine(t *testing.T) {
 	e, addr := listenEcho(t, reactor.Config{IOThreads: 2})
-	msg := testutil.RandomBytes(1<<20, 9)
+	dialEcho(t, e, addr, 1<<20, reactor.DialOptions{})
+}
+
+// dialEcho dials addr through e, writes size random bytes as two buffers,
+// shuts its side and checks that every byte comes back; it returns the
+// connection.
+func dialEcho(t *testing.T, e *reactor.Engine, addr string, size int, o reactor.DialOptions) *reactor.Conn {
+	t.Helper()
+	msg := testutil.RandomBytes(size, uint64(size))
 	got := make(chan []byte, 1)
-	_, err := e.Dial(addr, &funcHandler{
+	o.Timeout = 5 * time.Second
+	c, err := e.Dial(addr, &funcHandler{
 		onOpen: func(c *reactor.Conn) {
 			c.Write(msg[:1000], msg[1000:])
 			c.CloseWrite()
 			c.Read()
 		},
 		onRead: collectUntilEOF(got),
-	}, reactor.DialOptions{Timeout: 5 * time.Second})
+	}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b := wait(t, got, "the echo"); !bytes.Equal(b, msg) {
-		t.Fatalf("echo through two engine connections: %d bytes back, want %d identical", len(b), len(msg))
+		t.Fatalf("echo through two engine connections to %s: %d bytes back, want %d identical", addr, len(b), len(msg))
 	}
+	return c
 }
 
 // TestShutdownClosesEverything: Shutdown with connections open and data

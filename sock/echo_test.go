@@ -26,14 +26,22 @@ func listenEcho(t *testing.T, cfg reactor.Config) (*reactor.Engine, string) {
 }
 
 // TestEchoManyConnections: 1,000 connections, each one message of a
-// random size up to 1 MiB (log-uniform, so most are small and some are
-// large), every byte echoed and compared.
+// random size up to 1 MiB, every byte echoed and compared.
 func TestEchoManyConnections(t *testing.T) {
 	conns := 1000
 	if testing.Short() {
 		conns = 100
 	}
 	_, addr := listenEcho(t, reactor.Config{IOThreads: 2})
+	echoMany(t, "tcp", addr, conns, 200)
+}
+
+// echoMany echoes one message on each of conns new connections to addr
+// (network as net.Dial takes it), at most par at once so that descriptors
+// and memory stay bounded. Sizes are log-uniform up to 1 MiB, so most
+// are small and some are large; every byte is compared.
+func echoMany(t *testing.T, network, addr string, conns, par int) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := make([]int, conns)
 	for i := range sizes {
@@ -41,17 +49,17 @@ func TestEchoManyConnections(t *testing.T) {
 		sizes[i] += rng.IntN(sizes[i])
 		sizes[i] = min(sizes[i], 1<<20)
 	}
-	sem := make(chan struct{}, 200) // descriptors and memory stay bounded
+	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
-	for i := 0; i < conns; i++ {
+	for i := range conns {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int) {
+		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs <- echoOnce(addr, sizes[i], uint64(i))
-		}(i)
+			errs <- echoOnceOn(network, addr, sizes[i], uint64(i))
+		}()
 	}
 	wg.Wait()
 	close(errs)
@@ -62,10 +70,13 @@ func TestEchoManyConnections(t *testing.T) {
 	}
 }
 
-// echoOnce sends size random bytes on a new connection, reads them back
-// and compares.
-func echoOnce(addr string, size int, seed uint64) error {
-	c, err := net.Dial("tcp", addr)
+// echoOnce sends size random bytes on a new TCP connection, reads them
+// back and compares.
+func echoOnce(addr string, size int, seed uint64) error { return echoOnceOn("tcp", addr, size, seed) }
+
+// echoOnceOn is echoOnce on network ("tcp", "unix").
+func echoOnceOn(network, addr string, size int, seed uint64) error {
+	c, err := net.Dial(network, addr)
 	if err != nil {
 		return err
 	}

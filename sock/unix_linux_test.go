@@ -1,7 +1,6 @@
 package sock_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,32 +37,10 @@ func listenUnixEcho(t *testing.T, e *reactor.Engine, addr string, o reactor.List
 	return ln
 }
 
-// echoOverUnix sends size random bytes on a new Go net connection to
-// path, reads them back and compares.
+// echoOverUnix echoes size random bytes on a new Go net connection to
+// the Unix-domain socket at path.
 func echoOverUnix(path string, size int, seed uint64) error {
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	msg := testutil.RandomBytes(size, seed)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(msg)
-		werr <- err
-	}()
-	got := make([]byte, size)
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("reading %d bytes back: %w", size, err)
-	}
-	if err := <-werr; err != nil {
-		return err
-	}
-	if !bytes.Equal(got, msg) {
-		return fmt.Errorf("%d bytes echoed over a unix socket differ", size)
-	}
-	return nil
+	return echoOnceOn("unix", path, size, seed)
 }
 
 // TestUnixEcho: a Unix-domain listener echoes every byte of 200
@@ -84,27 +60,7 @@ func TestUnixEcho(t *testing.T) {
 	if testing.Short() {
 		conns = 50
 	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	sem := make(chan struct{}, 50)
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	for i := range conns {
-		size := min(1<<rng.IntN(21)+rng.IntN(1<<10), 1<<20)
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs <- echoOverUnix(path, size, uint64(i))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	echoMany(t, "unix", path, conns, 50)
 }
 
 // TestUnixDialThroughEngine: the engine dials its own Unix-domain
@@ -114,26 +70,17 @@ func TestUnixDialThroughEngine(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	addr := "unix:" + unixSocketPath(t, "dial.sock")
 	listenUnixEcho(t, e, addr, reactor.ListenOptions{})
-	msg := testutil.RandomBytes(1<<20, 11)
-	got := make(chan []byte, 1)
+	dialEcho(t, e, addr, 1<<20, reactor.DialOptions{})
 	addrs := make(chan string, 1)
-	_, err := e.Dial(addr, &funcHandler{
-		onOpen: func(c *reactor.Conn) {
-			addrs <- fmt.Sprint(c.LocalAddr(), c.RemoteAddr())
-			c.Write(msg[:1000], msg[1000:])
-			c.CloseWrite()
-			c.Read()
-		},
-		onRead: collectUntilEOF(got),
-	}, reactor.DialOptions{Timeout: 5 * time.Second})
+	c, err := e.Dial(addr, &funcHandler{onOpen: func(c *reactor.Conn) {
+		addrs <- fmt.Sprint(c.LocalAddr(), " ", c.RemoteAddr())
+	}}, reactor.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := wait(t, got, "the echo"); !bytes.Equal(b, msg) {
-		t.Fatalf("echo over a unix socket through two engine connections: %d bytes back, want %d identical", len(b), len(msg))
-	}
+	defer c.Close()
 	if a := wait(t, addrs, "the addresses"); a != "invalid AddrPort invalid AddrPort" {
-		t.Fatalf("a unix connection's LocalAddr and RemoteAddr: %s, want both zero", a)
+		t.Fatalf("an open unix connection's LocalAddr and RemoteAddr: %s, want both zero", a)
 	}
 }
 
@@ -145,22 +92,7 @@ func TestUnixTLS(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	addr := "unix:" + unixSocketPath(t, "tls.sock")
 	listenUnixEcho(t, e, addr, reactor.ListenOptions{ConnOptions: reactor.ConnOptions{TLS: tp.server}})
-	msg := testutil.RandomBytes(300<<10, 12)
-	got := make(chan []byte, 1)
-	_, err := e.Dial(addr, &funcHandler{
-		onOpen: func(c *reactor.Conn) {
-			c.Write(msg)
-			c.CloseWrite()
-			c.Read()
-		},
-		onRead: collectUntilEOF(got),
-	}, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: reactor.ConnOptions{TLS: tp.client}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := wait(t, got, "the echo through TLS"); !bytes.Equal(b, msg) {
-		t.Fatalf("TLS over a unix socket: %d bytes back, want %d identical", len(b), len(msg))
-	}
+	dialEcho(t, e, addr, 300<<10, reactor.DialOptions{ConnOptions: reactor.ConnOptions{TLS: tp.client}})
 }
 
 // TestUnixAbstractName: an abstract name works like a path and leaves
@@ -193,8 +125,10 @@ func TestUnixAbstractName(t *testing.T) {
 func TestUnixCloseRemovesItsFile(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 2})
 	path := unixSocketPath(t, "again.sock")
+	var closed []*reactor.Listener
 	for i := range 20 {
 		ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
+		closed = append(closed, ln)
 		if err := echoOverUnix(path, 1000, uint64(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +141,9 @@ func TestUnixCloseRemovesItsFile(t *testing.T) {
 		// Not waiting for Done: the next Listen races the teardown.
 	}
 	ln := listenUnixEcho(t, e, "unix:"+path, reactor.ListenOptions{})
-	time.Sleep(50 * time.Millisecond) // every earlier teardown has run
+	for _, old := range closed {
+		testutil.Await(t, old.Done(), 5*time.Second, "an earlier listener's teardown")
+	}
 	if err := echoOverUnix(path, 1000, 99); err != nil {
 		t.Fatalf("the last listener after 20 closes of its predecessors: %v", err)
 	}

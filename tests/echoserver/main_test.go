@@ -139,18 +139,7 @@ func (s *server) stop(t *testing.T) string {
 func TestEchoServerBinary(t *testing.T) {
 	s := startServer(t)
 	backend := testutil.WithTestBackend(reactor.Config{}).Backend
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	msg := bytes.Repeat([]byte("echo "), 10000)
-	go c.Write(msg)
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("echo through the binary: %v", err)
-	}
-	c.Close()
+	echoThrough(t, "tcp", s.addr)
 
 	counters := s.stop(t)
 	if backend != reactor.BackendAuto && !strings.Contains(counters, "backend:              "+backend.String()) {
@@ -187,6 +176,24 @@ func TestEchoServerUDP(t *testing.T) {
 	}
 }
 
+// echoThrough sends 50,000 bytes to the server at addr on a connection
+// of its own and checks that all come back.
+func echoThrough(t *testing.T, network, addr string) {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte("echo "), 10000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo through the binary over %s: %v", network, err)
+	}
+}
+
 // TestEchoServerUnix: -addr unix:PATH serves on a Unix-domain socket,
 // announces it, and removes its file at exit.
 func TestEchoServerUnix(t *testing.T) {
@@ -198,18 +205,7 @@ func TestEchoServerUnix(t *testing.T) {
 	if s.addr != "unix:"+path {
 		t.Fatalf("announced %q, want unix:%s", s.addr, path)
 	}
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	msg := bytes.Repeat([]byte("unix "), 10000)
-	go c.Write(msg)
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("echo through the binary over a unix socket: %v", err)
-	}
-	c.Close()
+	echoThrough(t, "unix", path)
 	if counters := s.stop(t); !strings.Contains(counters, "connections total:    1") {
 		t.Errorf("counters lack one connection:\n%s", counters)
 	}
