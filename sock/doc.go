@@ -9,7 +9,8 @@
 // io_uring, or the engine emulates completions on edge-triggered epoll
 // readiness; on Windows I/O completion ports complete them. A datagram
 // socket (PacketConn) reads continuously instead and hands each datagram,
-// whole, to OnPacket (docs/datagrams.md).
+// whole, to OnPacket (docs/datagrams.md). Stream connections run over TCP
+// or, on Linux, over Unix-domain sockets ("unix:PATH", docs/unix.md).
 //
 // # Callbacks
 //
