@@ -15,6 +15,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -287,6 +288,17 @@ func (e *Engine) Listen(addr string, h Handler, o ListenOptions) (*Listener, err
 		return nil, ErrShutdown
 	}
 	return sock.Listen(&e.env, addr, h, o)
+}
+
+// ListenFile accepts on a listening socket made elsewhere: one systemd
+// passed, or one Listener.File handed over from a process being replaced
+// (docs/handoff.md). The engine takes a duplicate of f's descriptor; the
+// caller still owns f. Linux only.
+func (e *Engine) ListenFile(f *os.File, h Handler, o ListenOptions) (*Listener, error) {
+	if e.isShutdown() {
+		return nil, ErrShutdown
+	}
+	return sock.ListenFile(&e.env, f, h, o)
 }
 
 // Dial connects to addr ("host:port" or "unix:PATH", as Listen takes);

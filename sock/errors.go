@@ -29,6 +29,9 @@ var (
 	// ErrTooManyReads is returned by Read when the connection already has
 	// its maximum number of reads outstanding.
 	ErrTooManyReads = errors.New("sock: too many reads outstanding")
+	// ErrNotListener is returned by ListenFile for a file that is not a
+	// listening TCP or Unix-domain stream socket.
+	ErrNotListener = errors.New("sock: not a listening stream socket")
 )
 
 // PanicError is the close reason of a connection whose callback panicked.

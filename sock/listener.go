@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/ioreactor/reactor/internal/lock"
@@ -70,7 +71,7 @@ type Listener struct {
 	// path is a Unix-domain listener's path; unlink says Close removes
 	// the file it made.
 	path   string
-	unlink bool
+	unlink atomic.Bool
 	done   chan struct{}
 	opts   ConnOptions
 

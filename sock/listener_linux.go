@@ -41,16 +41,25 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err != nil {
 		return nil, err
 	}
-	ln.life.init()
-	ln.loop = env.Group.Pick()
-	if err := registerFD(env, ln.loop, &ln.reg, ln, ln.fd, poller.Readable|poller.EdgeTriggered); err != nil {
-		ln.removeFile()
+	if err := ln.start(); err != nil {
 		return nil, err
+	}
+	return ln, nil
+}
+
+// start puts a bound, listening socket on a loop and begins accepting;
+// on failure the descriptor is closed and the listener's file removed.
+func (ln *Listener) start() error {
+	ln.life.init()
+	ln.loop = ln.env.Group.Pick()
+	if err := registerFD(ln.env, ln.loop, &ln.reg, ln, ln.fd, poller.Readable|poller.EdgeTriggered); err != nil {
+		ln.removeFile()
+		return err
 	}
 	// Connections may already wait in the queue; the edge for them may
 	// have passed before the registration.
 	ln.loop.Post(ln)
-	return ln, nil
+	return nil
 }
 
 // bindTCP makes the listener's TCP socket, bound to a and listening; on

@@ -53,7 +53,8 @@ func (ln *Listener) bindUnix(path string, o ListenOptions) error {
 		// file and not one another server has put in its place since.
 		var st unix.Stat_t
 		if unix.Stat(path, &st) == nil {
-			ln.unlink, ln.os.dev, ln.os.ino = true, st.Dev, st.Ino
+			ln.os.dev, ln.os.ino = st.Dev, st.Ino
+			ln.unlink.Store(true)
 			if mode != 0 && st.Mode&0o777 != mode {
 				// The umask took bits away; give them back. This only
 				// widens what the file allowed since its bind.
@@ -77,10 +78,9 @@ func (ln *Listener) bindUnix(path string, o ListenOptions) error {
 // is still the one at its path. Best effort: a file already gone, or
 // replaced, is left as it is.
 func (ln *Listener) removeFile() {
-	if !ln.unlink {
+	if !ln.unlink.Swap(false) {
 		return
 	}
-	ln.unlink = false
 	var st unix.Stat_t
 	if unix.Stat(ln.path, &st) == nil && st.Dev == ln.os.dev && st.Ino == ln.os.ino {
 		_ = unix.Unlink(ln.path)
