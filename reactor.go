@@ -340,6 +340,22 @@ func (e *Engine) isShutdown() bool {
 	return e.shutdown
 }
 
+// Drain stops accepting (every listener is closed) and waits up to
+// timeout for the stream connections to close on their own: their peers
+// finish, or their handlers close them. It is how a server hands its work
+// to a successor (Listener.File, ListenFile) without cutting a
+// connection; Shutdown then closes whatever is left. It returns an error
+// naming how many connections were still open at timeout.
+func (e *Engine) Drain(timeout time.Duration) error {
+	if e.isShutdown() {
+		return ErrShutdown
+	}
+	if n := sock.Drain(&e.env, time.Now().Add(timeout)); n > 0 {
+		return fmt.Errorf("reactor: connections still open after draining for %v: %d", timeout, n)
+	}
+	return nil
+}
+
 // Shutdown closes every listener, closes every connection gracefully,
 // aborts those still flushing when timeout has passed, then stops the
 // I/O threads. It returns once nothing of the engine is left running, or
@@ -378,7 +394,10 @@ type Stats struct {
 	Accepts       int64
 	AcceptCalls   int64 // accept system calls made, successful or not (a spin shows here)
 	AcceptBackoff int64 // accept pauses for lack of descriptors or memory
-	DialFailures  int64
+	// AcceptModeRestored: a listening socket found in blocking mode (set
+	// by another holder of its open file) and put back (docs/handoff.md).
+	AcceptModeRestored int64
+	DialFailures       int64
 	// ReadsReordered counts read completions that arrived before an
 	// earlier read's and waited in the in-order list.
 	ReadsReordered int64
@@ -470,24 +489,25 @@ func (e *Engine) Stats() Stats {
 	bw, bh := e.env.BlockingStats()
 	ring, duplicates, timers := e.loopSums()
 	return Stats{
-		BytesIn:        in,
-		BytesOut:       out,
-		Backend:        e.backend,
-		ConnsOpen:      c.ConnsOpen.Load(),
-		ConnsTotal:     c.ConnsTotal.Load(),
-		FDs:            c.FDs.Load(),
-		Accepts:        c.Accepts.Load(),
-		AcceptCalls:    c.AcceptCalls.Load(),
-		AcceptBackoff:  c.AcceptBackoff.Load(),
-		DialFailures:   c.DialFailures.Load(),
-		ReadsReordered: c.ReadsReordered.Load(),
-		RecvNoBuffers:  c.RecvNoBuffers.Load(),
-		RingBuffers:    c.RingBuffers.Load(),
-		RecvStashed:    c.RecvStashed.Load(),
-		RecvPaused:     c.RecvPaused.Load(),
-		SendWaits:      c.SendWaits.Load(),
-		RecvRetries:    c.RecvRetries.Load(),
-		Ring:           ring,
+		BytesIn:            in,
+		BytesOut:           out,
+		Backend:            e.backend,
+		ConnsOpen:          c.ConnsOpen.Load(),
+		ConnsTotal:         c.ConnsTotal.Load(),
+		FDs:                c.FDs.Load(),
+		Accepts:            c.Accepts.Load(),
+		AcceptCalls:        c.AcceptCalls.Load(),
+		AcceptBackoff:      c.AcceptBackoff.Load(),
+		AcceptModeRestored: c.AcceptModeRestored.Load(),
+		DialFailures:       c.DialFailures.Load(),
+		ReadsReordered:     c.ReadsReordered.Load(),
+		RecvNoBuffers:      c.RecvNoBuffers.Load(),
+		RingBuffers:        c.RingBuffers.Load(),
+		RecvStashed:        c.RecvStashed.Load(),
+		RecvPaused:         c.RecvPaused.Load(),
+		SendWaits:          c.SendWaits.Load(),
+		RecvRetries:        c.RecvRetries.Load(),
+		Ring:               ring,
 
 		CompletionMode:    completionMode(e.env.Skip()),
 		SkipSockets:       c.SkipSockets.Load(),

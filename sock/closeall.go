@@ -53,3 +53,32 @@ func waitEmpty(t *pool.Table, deadline time.Time) bool {
 	}
 	return true
 }
+
+// Drain closes every listener in env's group, then waits until no stream
+// connection is left in it (their peers, or their handlers, closing them)
+// or deadline passes, and returns how many are left. Datagram sockets are
+// not touched: they have no connections to finish.
+func Drain(env *Env, deadline time.Time) int {
+	table := env.Group.Table()
+	table.Each(func(h pool.Handler) {
+		if ln, ok := h.(*Listener); ok {
+			ln.Close()
+		}
+	})
+	for {
+		n := 0
+		table.Each(func(h pool.Handler) {
+			if _, ok := h.(*Conn); ok {
+				n++
+			}
+		})
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(drainPoll)
+	}
+}
+
+// drainPoll is how often Drain counts the connections left: a drain takes
+// seconds, and counting walks the whole table.
+const drainPoll = 10 * time.Millisecond

@@ -187,9 +187,13 @@ type Counters struct {
 	Accepts       atomic.Int64 // connections accepted
 	AcceptCalls   atomic.Int64 // accept4 (AcceptEx) calls made, successful or not: a spin shows here
 	AcceptBackoff atomic.Int64 // times accept paused for lack of descriptors or memory
-	Panics        atomic.Int64 // callbacks that panicked
-	CloseErrors   atomic.Int64 // close(2) or epoll removal that reported an error
-	DialFailures  atomic.Int64 // outbound connects that failed
+	// AcceptModeRestored counts the times a listening socket was found in
+	// blocking mode, which another holder of its open file set (os/exec
+	// does, passing it to a child), and put back before accepting.
+	AcceptModeRestored atomic.Int64
+	Panics             atomic.Int64 // callbacks that panicked
+	CloseErrors        atomic.Int64 // close(2) or epoll removal that reported an error
+	DialFailures       atomic.Int64 // outbound connects that failed
 	// ReadsReordered counts read completions that reached the in-order
 	// list before an earlier read's: proof that the reordering path ran.
 	ReadsReordered atomic.Int64

@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -94,8 +95,17 @@ func (ln *Listener) bind(sa unix.Sockaddr, o ListenOptions) error {
 	return ln.listen(o)
 }
 
+// acceptTimeout bounds an accept that meets a socket another process has
+// just put in blocking mode (keepNonblocking): SO_RCVTIMEO, which only a
+// blocking accept heeds, on every listener the engine makes.
+const acceptTimeout = 10 * time.Millisecond
+
 // listen starts the kernel's accept queue.
 func (ln *Listener) listen(o ListenOptions) error {
+	tv := unix.NsecToTimeval(acceptTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(ln.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
 	backlog := o.Backlog
 	if backlog <= 0 {
 		backlog = 4096
@@ -197,6 +207,7 @@ func (ln *Listener) acceptSome() {
 	if ln.paused {
 		return
 	}
+	ln.keepNonblocking()
 	for i := 0; i < acceptBurst; i++ {
 		switch ln.acceptOne() {
 		case acceptDrained:
@@ -210,6 +221,23 @@ func (ln *Listener) acceptSome() {
 		}
 	}
 	ln.loop.Post(ln)
+}
+
+// keepNonblocking puts the listening socket's open file back in
+// non-blocking mode if another holder of it took that away: os/exec does
+// when it passes the file to a child (File.Fd sets blocking mode), and a
+// ListenFile socket is shared from the start. accept4 on a blocking
+// socket would hold the I/O thread, and every connection on it, until a
+// client came (the receive timeout set at Listen bounds the instant
+// between this check and the accept). One fcntl per burst of accepts.
+func (ln *Listener) keepNonblocking() {
+	fl, err := unix.FcntlInt(uintptr(ln.fd), unix.F_GETFL, 0)
+	if err != nil || fl&unix.O_NONBLOCK != 0 {
+		return
+	}
+	if _, err := unix.FcntlInt(uintptr(ln.fd), unix.F_SETFL, fl|unix.O_NONBLOCK); err == nil {
+		ln.env.Counters.AcceptModeRestored.Add(1)
+	}
 }
 
 type acceptResult uint8

@@ -50,12 +50,20 @@ func main() {
 	handshakeTimeout := flag.Duration("handshake-timeout", 0, "bound on each TLS handshake (0 = the engine's default, 10s)")
 	readTimeout := flag.Duration("read-timeout", 0, "close a connection on which nothing arrived for this long (0 = never)")
 	udp := flag.Bool("udp", false, "also echo datagrams on the UDP port of the same number")
+	listenFD := flag.Int("listen-fd", -1, "serve on this inherited listening descriptor instead of -addr (Linux): 3 is the first that systemd or a predecessor passes")
+	drain := flag.Duration("drain", 0, "on SIGINT/SIGTERM, stop accepting and wait up to this long for the open connections to close on their own before shutting down")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
 	}
 	if *threads < 0 || *bufSize <= 0 || *reads < 1 {
 		fatalf("-io-threads must be ≥ 0, -buffer-size > 0 and -reads ≥ 1")
+	}
+	if *udp && *listenFD >= 0 {
+		fatalf("-udp echoes on the UDP port of -addr's number: not with -listen-fd")
+	}
+	if *drain < 0 {
+		fatalf("-drain must be ≥ 0")
 	}
 	if *udp && strings.HasPrefix(*addr, "unix:") {
 		fatalf("-udp echoes on the UDP port of -addr's number: it needs an IP address, not %s", *addr)
@@ -100,10 +108,20 @@ func main() {
 	// signals right after reading the line is not racing the handler.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ln, err := e.Listen(*addr, &echo.Handler{Reads: *reads}, opts)
+	var ln *reactor.Listener
+	if *listenFD >= 0 {
+		f := os.NewFile(uintptr(*listenFD), "listen-fd")
+		ln, err = e.ListenFile(f, &echo.Handler{Reads: *reads}, opts)
+		f.Close() // the engine holds its own duplicate
+	} else {
+		ln, err = e.Listen(*addr, &echo.Handler{Reads: *reads}, opts)
+	}
 	if err != nil {
 		if serr := e.Shutdown(shutdownTimeout); serr != nil {
 			fmt.Fprintf(os.Stderr, "echoserver: shutdown: %v\n", serr)
+		}
+		if *listenFD >= 0 {
+			fatalf("serving descriptor %d: %v", *listenFD, err)
 		}
 		fatalf("listening on %s: %v", *addr, err)
 	}
@@ -123,6 +141,12 @@ func main() {
 
 	sig := <-sigs
 	signal.Stop(sigs)
+	if *drain > 0 {
+		fmt.Fprintf(os.Stderr, "echoserver: %v: draining for up to %v\n", sig, *drain)
+		if err := e.Drain(*drain); err != nil {
+			fmt.Fprintf(os.Stderr, "echoserver: %v\n", err)
+		}
+	}
 	fmt.Fprintf(os.Stderr, "echoserver: %v: shutting down\n", sig)
 	serr := e.Shutdown(shutdownTimeout)
 	printStats(os.Stdout, e.Stats())
@@ -139,6 +163,7 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "connections open:     %d\n", s.ConnsOpen)
 	fmt.Fprintf(w, "accepts:              %d\n", s.Accepts)
 	fmt.Fprintf(w, "accept back-offs:     %d\n", s.AcceptBackoff)
+	fmt.Fprintf(w, "accept mode restored: %d\n", s.AcceptModeRestored)
 	fmt.Fprintf(w, "bytes in:             %d\n", s.BytesIn)
 	fmt.Fprintf(w, "bytes out:            %d\n", s.BytesOut)
 	fmt.Fprintf(w, "callback panics:      %d\n", s.Panics)

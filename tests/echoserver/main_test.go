@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,10 +80,18 @@ type server struct {
 // for its "listening on ADDR" line.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerFiles(t, nil, args...)
+}
+
+// startServerFiles is startServer with files passed to the binary, the
+// first as descriptor 3.
+func startServerFiles(t *testing.T, files []*os.File, args ...string) *server {
+	t.Helper()
 	bin := echoserverBinary(t)
 	backend := testutil.WithTestBackend(reactor.Config{}).Backend
 	args = append([]string{"-addr", "127.0.0.1:0", "-io-threads", "2", "-backend", backend.String()}, args...)
 	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = files
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +221,100 @@ func TestEchoServerUnix(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("the socket file after exit: %v, want it removed", err)
 	}
+}
+
+// TestEchoServerHandOff: a restart that refuses no connection. Server A
+// serves a listening socket it inherited (-listen-fd); server B starts on
+// the same socket; A is stopped with -drain, so it stops accepting and
+// exits once its connections have closed. Clients connecting and echoing
+// all the while never fail, and B serves what comes after.
+func TestEchoServerHandOff(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("ListenFile is Linux only: a Windows socket crosses processes through WSADuplicateSocket, not an inherited file (docs/handoff.md)")
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tl.Addr().String()
+	f, err := tl.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.Close()
+	defer f.Close()
+	a := startServerFiles(t, []*os.File{f}, "-listen-fd", "3", "-drain", "10s")
+	if a.addr != addr {
+		t.Fatalf("server A announced %s, want the inherited socket's %s", a.addr, addr)
+	}
+
+	var echoed, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for n := 0; n < 5000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := echoShort(addr, byte(i+n)); err != nil {
+					failed.Add(1)
+					t.Errorf("client %d, connection %d across the hand-off: %v", i, n, err)
+					return
+				}
+				echoed.Add(1)
+			}
+		})
+	}
+	waitEchoed := func(n int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for echoed.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections echoed, waiting for %d %s", echoed.Load(), n, what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitEchoed(100, "through server A")
+	b := startServerFiles(t, []*os.File{f}, "-listen-fd", "3")
+	countersA := a.stop(t) // drains: returns once A's connections have closed
+	waitEchoed(echoed.Load()+200, "after A stopped")
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d clients failed across the hand-off", failed.Load())
+	}
+	countersB := b.stop(t)
+	for name, c := range map[string]string{"A": countersA, "B": countersB} {
+		if strings.Contains(c, "connections total:    0\n") {
+			t.Errorf("server %s accepted no connection:\n%s", name, c)
+		}
+	}
+}
+
+// echoShort connects to addr, echoes 64 bytes of b and closes.
+func echoShort(addr string, b byte) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte{b}, 64)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return errors.New("the echo differs")
+	}
+	return nil
 }
 
 // writePair writes a certificate for pub, self-signed by signer with alg
