@@ -97,14 +97,22 @@ func (ln *Listener) bind(sa unix.Sockaddr, o ListenOptions) error {
 
 // acceptTimeout bounds an accept that meets a socket another process has
 // just put in blocking mode (keepNonblocking): SO_RCVTIMEO, which only a
-// blocking accept heeds, on every listener the engine makes.
+// blocking accept heeds, on every listener the engine serves.
 const acceptTimeout = 10 * time.Millisecond
+
+// setAcceptTimeout gives fd's socket the receive timeout acceptTimeout.
+func setAcceptTimeout(fd int) error {
+	tv := unix.NsecToTimeval(acceptTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
+}
 
 // listen starts the kernel's accept queue.
 func (ln *Listener) listen(o ListenOptions) error {
-	tv := unix.NsecToTimeval(acceptTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(ln.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return os.NewSyscallError("setsockopt", err)
+	if err := setAcceptTimeout(ln.fd); err != nil {
+		return err
 	}
 	backlog := o.Backlog
 	if backlog <= 0 {
@@ -118,6 +126,7 @@ func (ln *Listener) listen(o ListenOptions) error {
 
 // acceptOne accepts one connection and hands it to its loop.
 func (ln *Listener) acceptOne() acceptResult {
+	ln.keepNonblocking()
 	nfd, remote, err := ln.accept4()
 	switch err {
 	case nil:
@@ -207,7 +216,6 @@ func (ln *Listener) acceptSome() {
 	if ln.paused {
 		return
 	}
-	ln.keepNonblocking()
 	for i := 0; i < acceptBurst; i++ {
 		switch ln.acceptOne() {
 		case acceptDrained:
@@ -225,11 +233,13 @@ func (ln *Listener) acceptSome() {
 
 // keepNonblocking puts the listening socket's open file back in
 // non-blocking mode if another holder of it took that away: os/exec does
-// when it passes the file to a child (File.Fd sets blocking mode), and a
-// ListenFile socket is shared from the start. accept4 on a blocking
-// socket would hold the I/O thread, and every connection on it, until a
-// client came (the receive timeout set at Listen bounds the instant
-// between this check and the accept). One fcntl per burst of accepts.
+// when it passes a file from Go's net to a child (File.Fd sets blocking
+// mode), and a ListenFile socket is shared from the start. accept4 on a
+// blocking socket would hold the I/O thread, and every connection on it,
+// until a client came. It runs before every accept4, so only a change in
+// the instant between the two can still make one accept block, and the
+// receive timeout every listener has bounds that one (docs/handoff.md
+// says where it does not: MPTCP). One fcntl per accept.
 func (ln *Listener) keepNonblocking() {
 	fl, err := unix.FcntlInt(uintptr(ln.fd), unix.F_GETFL, 0)
 	if err != nil || fl&unix.O_NONBLOCK != 0 {

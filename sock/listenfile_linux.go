@@ -12,7 +12,8 @@ import (
 // successor for a restart that refuses no connection (Listener.File). The
 // engine takes a duplicate of f's descriptor, so the caller still owns f
 // and closes it when it likes; the duplicate shares f's open file, which
-// the engine puts in non-blocking mode. TCP (IPv4, IPv6) and Unix-domain
+// the engine puts in non-blocking mode, and the socket, which gets a 10 ms
+// receive timeout (docs/handoff.md says why). TCP (IPv4, IPv6) and Unix-domain
 // sockets are taken; anything else is refused with ErrNotListener, and
 // nothing is left open. The socket is already bound and listening, so
 // Backlog, ReusePort and UnixMode are refused; and the engine did not make
@@ -70,6 +71,10 @@ func dupListening(f *os.File) (int, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("fcntl", err)
+	}
+	if err := setAcceptTimeout(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
 	}
 	return fd, nil
 }

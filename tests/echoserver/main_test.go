@@ -232,11 +232,18 @@ func TestEchoServerHandOff(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("ListenFile is Linux only: a Windows socket crosses processes through WSADuplicateSocket, not an inherited file (docs/handoff.md)")
 	}
-	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	// Plain TCP: Go's net listens with MPTCP by default where the kernel
+	// has it, and an MPTCP socket's accept ignores the receive timeout
+	// that bounds the one race the engine cannot close (docs/handoff.md).
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := tl.Addr().String()
+	// The file of a net listener: passing it to a child (ExtraFiles)
+	// puts the socket in blocking mode, which the servers must survive.
 	f, err := tl.(*net.TCPListener).File()
 	if err != nil {
 		t.Fatal(err)
