@@ -1,6 +1,7 @@
 package sock
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -65,18 +66,24 @@ func dupListening(f *os.File) (int, error) {
 		return -1, os.NewSyscallError("fcntl", derr)
 	}
 	if err := checkListening(fd); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("%w: %s: %v", ErrNotListener, f.Name(), err)
+		return -1, closeDup(fd, fmt.Errorf("%w: %s: %v", ErrNotListener, f.Name(), err))
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("fcntl", err)
+		return -1, closeDup(fd, os.NewSyscallError("fcntl", err))
 	}
 	if err := setAcceptTimeout(fd); err != nil {
-		unix.Close(fd)
-		return -1, err
+		return -1, closeDup(fd, err)
 	}
 	return fd, nil
+}
+
+// closeDup closes a duplicate that ListenFile will not use (not counted in
+// FDs yet) and returns why it was not used, with the close's own failure.
+func closeDup(fd int, why error) error {
+	if err := unix.Close(fd); err != nil {
+		return errors.Join(why, os.NewSyscallError("close", err))
+	}
+	return why
 }
 
 // checkListening says why fd is not a listening TCP or Unix-domain stream

@@ -83,7 +83,9 @@ func (ln *Listener) removeFile() {
 	}
 	var st unix.Stat_t
 	if unix.Stat(ln.path, &st) == nil && st.Dev == ln.os.dev && st.Ino == ln.os.ino {
-		_ = unix.Unlink(ln.path)
+		if err := unix.Unlink(ln.path); err != nil {
+			ln.env.Counters.CloseErrors.Add(1) // a file left behind is counted, as a failed close is
+		}
 	}
 }
 
