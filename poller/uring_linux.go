@@ -456,11 +456,23 @@ func (p *Poller) uctl(fd FD, token uint64, interest Interest, modify bool) error
 		return os.NewSyscallError("io_uring poll add", unix.EEXIST)
 	}
 	if had {
-		r.queueLocked(sqe{opcode: opPollRemove, addr: old, userData: internalData, flags: sqeSkipSuccess})
+		r.queueLocked(removePoll(old))
 	}
 	r.regs[fd] = token
 	r.queueLocked(sqe{opcode: opPollAdd, fd: int32(fd), len: multi, opFlags: events, userData: token})
 	return nil
+}
+
+// removePoll ends the poll request with user data tok. It is an
+// ASYNC_CANCEL, not a POLL_REMOVE: a POLL_REMOVE that meets the poll while
+// its wake-up work is pending (the descriptor became ready since the last
+// enter; with DEFER_TASKRUN that work waits for the next one) fails with
+// EALREADY and leaves a multishot poll armed, holding the descriptor's file
+// open after close, so a peer never saw end of stream. A cancellation
+// marks the poll cancelled whoever runs it, and that work then ends it
+// (-ECANCELED, which Wait drops). TestRingRemoveWhileTheEventIsPending.
+func removePoll(tok uint64) sqe {
+	return sqe{opcode: opAsyncCancel, addr: tok, userData: internalData, flags: sqeSkipSuccess}
 }
 
 // uremove queues the removal of fd's poll request.
@@ -480,7 +492,7 @@ func (p *Poller) uremove(fd FD) error {
 		return os.NewSyscallError("io_uring poll remove", unix.ENOENT)
 	}
 	delete(r.regs, fd)
-	r.queueLocked(sqe{opcode: opPollRemove, addr: tok, userData: internalData, flags: sqeSkipSuccess})
+	r.queueLocked(removePoll(tok))
 	r.smu.Unlock()
 	if r.started && unix.Gettid() == r.tid {
 		// Submit, and run the completion work that releases the file.

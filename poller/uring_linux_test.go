@@ -322,6 +322,40 @@ func TestRingRemoveOnItsThreadReleasesTheFile(t *testing.T) {
 	}
 }
 
+// TestRingRemoveWhileTheEventIsPending: a poll whose descriptor became
+// ready after the last Wait has its wake-up work still pending (the ring
+// runs task work only when it collects completions). A removal submitted
+// then must still end the poll, or the poll re-arms and keeps the
+// descriptor's file open after close: the peer never reads end of stream.
+// POLL_REMOVE failed this way with EALREADY, silently; a Unix-domain echo
+// under load hung on it (docs/unix.md has the hunt).
+func TestRingRemoveWhileTheEventIsPending(t *testing.T) {
+	p := newRing(t, 0)
+	waitNone(t, p) // the test's thread becomes the ring's issuer
+	f := newFDs(t)
+	for round := range 20 {
+		a, b := f.socketpair()
+		add(t, p, a, 1, poller.Readable|poller.EdgeTriggered)
+		waitNone(t, p)   // the multishot poll is armed
+		write(t, b, "x") // wakes it: its work waits for the next enter
+		if err := p.Remove(a); err != nil {
+			t.Fatal(err)
+		}
+		f.close(a)
+		wait(t, p, 0) // a poll that survived would report the byte here
+		// Once nothing holds the socket, its peer reads ECONNRESET (the
+		// byte was never read) or end of stream; EAGAIN means the socket
+		// is still open, held by the poll.
+		n, err := unix.Read(b, make([]byte, 1))
+		if err == unix.EAGAIN {
+			t.Fatalf("round %d: the peer of a removed and closed socket reads EAGAIN: the poll still holds the file", round)
+		}
+		if err != nil && err != unix.ECONNRESET || err == nil && n != 0 {
+			t.Fatalf("round %d: the peer read %d, %v; want end of stream or ECONNRESET", round, n, err)
+		}
+	}
+}
+
 // TestRingRegisteredFileCarriesOperations: a descriptor given a slot of
 // the ring's file table (not before the ring's first Wait) receives and
 // sends through it; once unregistered and closed, the file is let go at

@@ -94,7 +94,7 @@ func TestStressOverUnixSocket(t *testing.T) {
 		t.Fatalf("server %q, %d connections, %d bytes validated: want a unix socket and bytes through all %d", rep.Server, rep.Conns, rep.BytesValidated, cfg.Conns)
 	}
 	if !rep.OK() {
-		t.Errorf("%s\n%s", rep.Verdict(), rep.GoroutineDump)
+		t.Errorf("%s\nclient errors: %q\n%s", rep.Verdict(), rep.ClientErrors, rep.GoroutineDump)
 	}
 	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
 		t.Errorf("the socket's directory after the run: %v, want it removed", err)
