@@ -215,7 +215,7 @@ func (c *Conn) readInto(b *pool.Buffer) (int, error) {
 	k := 0
 	for x := b; x != nil; x = x.Next() {
 		sp := x.Space()
-		iov[k] = unix.Iovec{Base: &sp[0], Len: uint64(len(sp))}
+		iov[k] = iovecOf(sp)
 		k++
 	}
 	// The iovecs point into pooled buffers that b keeps reachable; the
@@ -300,7 +300,7 @@ func (c *Conn) writeSome(req *writeReq) (int, error) {
 	}
 	iov := slices.Grow(req.iov[:0], len(p))
 	for _, b := range p {
-		iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+		iov = append(iov, iovecOf(b))
 	}
 	req.iov = iov
 	// The iovec array and the buffers it points to are Go memory reachable

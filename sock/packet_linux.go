@@ -194,7 +194,7 @@ func (p *PacketConn) recvBatch() (int, error) {
 		j := 0
 		for x := rd.slot[i]; x != nil; x = x.Next() {
 			sp := x.Space()
-			rd.iov[i*k+j] = unix.Iovec{Base: &sp[0], Len: uint64(len(sp))}
+			rd.iov[i*k+j] = iovecOf(sp)
 			j++
 		}
 		h := &rd.hdrs[i]
@@ -298,7 +298,7 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	k, n := 0, 0
 	for _, x := range bufs {
 		if len(x) > 0 {
-			w.iov[k] = unix.Iovec{Base: &x[0], Len: uint64(len(x))}
+			w.iov[k] = iovecOf(x)
 			k++
 			n += len(x)
 		}
@@ -306,7 +306,7 @@ func (p *PacketConn) sendmsgLocked(bufs [][]byte, b *pool.Buffer, to netip.AddrP
 	for x := b; x != nil; x = x.Next() {
 		if x.Len() > 0 {
 			bs := x.Bytes()
-			w.iov[k] = unix.Iovec{Base: &bs[0], Len: uint64(len(bs))}
+			w.iov[k] = iovecOf(bs)
 			k++
 			n += len(bs)
 		}
@@ -383,7 +383,7 @@ func (p *PacketConn) sendBatchLocked() {
 			for x := o.b; x != nil; x = x.Next() {
 				if x.Len() > 0 {
 					bs := x.Bytes()
-					w.miov = append(w.miov, unix.Iovec{Base: &bs[0], Len: uint64(len(bs))})
+					w.miov = append(w.miov, iovecOf(bs))
 				}
 			}
 			w.mhdrs[j] = unix.Mmsghdr{Hdr: unix.Msghdr{Namelen: namelen}}

@@ -356,20 +356,21 @@ func (c *Conn) issueSendLocked() {
 	} else {
 		iov := req.iov[:0]
 		for _, b := range p {
-			iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+			iov = append(iov, iovecOf(b))
 		}
 		for i := 1; i < c.wq.len() && len(iov) < iovMax; i++ {
 			for _, b := range c.wq.at(i).pending() {
 				if len(iov) == iovMax {
 					break
 				}
-				iov = append(iov, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+				iov = append(iov, iovecOf(b))
 			}
 		}
 		req.iov = iov
 		// The header and the iovecs live in req, which stays at the front
 		// of the queue, reachable, until this send's completion.
-		req.msg = unix.Msghdr{Iov: &iov[0], Iovlen: uint64(len(iov))}
+		req.msg = unix.Msghdr{Iov: &iov[0]}
+		req.msg.SetIovlen(len(iov))
 		err = c.loop.Poller().Sendmsg(c.fd, c.reg.Token(), opSend, &req.msg)
 	}
 	if err != nil {

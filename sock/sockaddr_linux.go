@@ -72,3 +72,11 @@ func setBufferSizes(fd int, snd, rcv int) error {
 	}
 	return nil
 }
+
+// iovecOf describes b for the kernel (its length field is 32 or 64 bits
+// wide with the platform's word).
+func iovecOf(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
+}
