@@ -19,7 +19,10 @@ func (p *PacketConn) Control(f func(fd uintptr)) error { return control(&p.life,
 
 // Control runs f with the listening socket's descriptor; see
 // Conn.Control, whose rules it shares (and f must not accept).
-func (ln *Listener) Control(f func(fd uintptr)) error { return control(&ln.life, ln.fd, ln.decref, f) }
+func (ln *Listener) Control(f func(fd uintptr)) error {
+	ln.shared.Store(true) // f may duplicate the descriptor
+	return control(&ln.life, ln.fd, ln.decref, f)
+}
 
 // control runs f with fd under a reference of l, which decref drops.
 func control(l *lifetime, fd sysfd, decref func(), f func(fd uintptr)) error {

@@ -72,6 +72,10 @@ type Listener struct {
 	// the file it made.
 	path   string
 	unlink atomic.Bool
+	// shared says the socket's open file may have other holders (it
+	// came from ListenFile, or File or Control lent it): another holder
+	// can then make it blocking (keepNonblocking).
+	shared atomic.Bool
 	done   chan struct{}
 	opts   ConnOptions
 
@@ -82,6 +86,13 @@ type Listener struct {
 	rsa     rawSockaddr // accept's address buffer, guarded by mu
 	os      listenerOS  // the platform's accept state (Windows: AcceptEx operations)
 	rsaLen  uint32
+}
+
+// newListener makes a listener for h, its socket not yet set.
+func newListener(env *Env, h Handler, opts ConnOptions) *Listener {
+	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: opts}
+	ln.timer.Init(ln.resume)
+	return ln
 }
 
 // listenerMu is the lock class of Listener.mu (internal/lock).

@@ -32,8 +32,7 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	if err := o.checkUnixMode(isUnix, path); err != nil {
 		return nil, err
 	}
-	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
-	ln.timer.Init(ln.resume)
+	ln := newListener(env, h, o.ConnOptions)
 	if isUnix {
 		err = ln.bindUnix(path, o)
 	} else {
@@ -234,13 +233,17 @@ func (ln *Listener) acceptSome() {
 // keepNonblocking puts the listening socket's open file back in
 // non-blocking mode if another holder of it took that away: os/exec does
 // when it passes a file from Go's net to a child (File.Fd sets blocking
-// mode), and a ListenFile socket is shared from the start. accept4 on a
-// blocking socket would hold the I/O thread, and every connection on it,
-// until a client came. It runs before every accept4, so only a change in
-// the instant between the two can still make one accept block, and the
-// receive timeout every listener has bounds that one (docs/handoff.md
-// says where it does not: MPTCP). One fcntl per accept.
+// mode). accept4 on a blocking socket would hold the I/O thread, and every
+// connection on it, until a client came. It runs before every accept4, so
+// only a change in the instant between the two can still make one accept
+// block, and the receive timeout every listener has bounds that one
+// (docs/handoff.md says where it does not: MPTCP). One fcntl per accept,
+// and only on a socket whose open file has other holders (ln.shared): the
+// engine's own, never lent, has none that could change it.
 func (ln *Listener) keepNonblocking() {
+	if !ln.shared.Load() {
+		return
+	}
 	fl, err := unix.FcntlInt(uintptr(ln.fd), unix.F_GETFL, 0)
 	if err != nil || fl&unix.O_NONBLOCK != 0 {
 		return

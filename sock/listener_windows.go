@@ -66,8 +66,8 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 		return nil, err
 	}
 	env.Counters.FDs.Add(1)
-	ln := &Listener{fd: s, env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
-	ln.timer.Init(ln.resume)
+	ln := newListener(env, h, o.ConnOptions)
+	ln.fd = s
 	if err := windows.Bind(s, toSockaddr(a)); err != nil {
 		closeFD(env, s)
 		return nil, os.NewSyscallError("bind", err)

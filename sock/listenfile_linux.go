@@ -31,8 +31,9 @@ func ListenFile(env *Env, f *os.File, h Handler, o ListenOptions) (*Listener, er
 		return nil, err
 	}
 	env.Counters.FDs.Add(1)
-	ln := &Listener{fd: fd, env: env, h: h, done: make(chan struct{}), opts: o.ConnOptions}
-	ln.timer.Init(ln.resume)
+	ln := newListener(env, h, o.ConnOptions)
+	ln.fd = fd
+	ln.shared.Store(true)
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		closeFD(env, fd)
