@@ -408,6 +408,10 @@ type Stats struct {
 	// threads' buffer rings (BackendURing) rather than held by a
 	// connection or the user; see BuffersOut.
 	RingBuffers int64
+	// RingSpares is how many of Buffers.InUse the rings keep to lend next:
+	// buffers whose writes completed (an echo's), reused without a trip
+	// through the pool (BackendURing).
+	RingSpares int64
 	// RecvStashed counts arrivals taken by an io_uring receive before a
 	// read was issued for them (held for the next Read).
 	RecvStashed int64
@@ -478,8 +482,9 @@ func (e *Engine) loopSums() (ring poller.RingStats, duplicates int64, timers int
 }
 
 // BuffersOut is how many pooled buffers connections and the user hold:
-// those in use less those lent to the rings. A leak shows here.
-func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers }
+// those in use less those lent to the rings or kept as their spares. A
+// leak shows here.
+func (s Stats) BuffersOut() int64 { return s.Buffers.InUse - s.RingBuffers - s.RingSpares }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
@@ -503,6 +508,7 @@ func (e *Engine) Stats() Stats {
 		ReadsReordered:     c.ReadsReordered.Load(),
 		RecvNoBuffers:      c.RecvNoBuffers.Load(),
 		RingBuffers:        c.RingBuffers.Load(),
+		RingSpares:         e.env.RingSpares(),
 		RecvStashed:        c.RecvStashed.Load(),
 		RecvPaused:         c.RecvPaused.Load(),
 		SendWaits:          c.SendWaits.Load(),

@@ -135,6 +135,9 @@ func NewBuffers(size int) *Buffers {
 	return p
 }
 
+// Owns reports whether b came from p.
+func (p *Buffers) Owns(b *Buffer) bool { return b.pool == p }
+
 // Size reports the capacity of every buffer in the pool, in bytes.
 func (p *Buffers) Size() int { return p.size }
 

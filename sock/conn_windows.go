@@ -39,6 +39,13 @@ type recvRing struct{}
 func (e *Env) startRings() error { return ErrNotSupported }
 func (e *Env) stopRings()        {}
 
+// RingSpares is 0: no rings, so no spares.
+func (e *Env) RingSpares() int64 { return 0 }
+
+// recycleOwnedLocked has no ring to recycle into: the write's buffer is
+// released with it.
+func (c *Conn) recycleOwnedLocked(*writeReq) {}
+
 // performReads belongs to epoll's readiness path.
 func (c *Conn) performReads(edge poller.Flags) {}
 

@@ -202,6 +202,7 @@ type Counters struct {
 	RecvNoBuffers atomic.Int64
 	// RingBuffers is how many pooled buffers are lent to the loops'
 	// buffer rings (completion mode): in use, but held by no connection.
+	// The rings' spares are counted apart (RingSpares).
 	RingBuffers atomic.Int64
 	// RecvStashed counts arrivals an io_uring receive took before a read
 	// was issued for them, held for the next Read.

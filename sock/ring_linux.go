@@ -50,6 +50,14 @@ type recvRing struct {
 	bufs  []*pool.Buffer // by id; as long as the ring has slots
 	slots []uint16       // ring slot → id provided there last
 	where []int          // id → the slot it was provided in
+	// spare holds buffers that this loop's connections have finished
+	// sending (recycle), lent again in place of a fresh one from the pool.
+	// An echo hands every received buffer back to the connection, so in
+	// steady state a receive's replacement comes from here: no Get and no
+	// Release, which cost the pool's shared count and a shard lock each,
+	// twice per message. At most lent are kept, so a thread holds at most
+	// twice its loan; they are counted apart from it (Env.RingSpares).
+	spare []*pool.Buffer
 }
 
 // recvRingMu is the lock class of recvRing.mu (internal/lock).
@@ -100,6 +108,10 @@ func (e *Env) stopRings() {
 				e.Counters.RingBuffers.Add(-1)
 			}
 		}
+		for _, b := range r.spare {
+			b.Release()
+		}
+		r.spare = nil
 		r.mu.Unlock()
 	}
 }
@@ -107,10 +119,68 @@ func (e *Env) stopRings() {
 // growLocked lends k more buffers, as far as the ring has slots.
 func (r *recvRing) growLocked(e *Env, k int) {
 	for k > 0 && r.lent < len(r.bufs) {
-		r.provideLocked(uint16(r.lent), e.Buffers.Get())
+		r.provideLocked(uint16(r.lent), r.freshLocked(e))
 		r.lent++
 		k--
 		e.Counters.RingBuffers.Add(1)
+	}
+}
+
+// freshLocked is an empty buffer to lend: a spare if there is one, else
+// one from the pool.
+func (r *recvRing) freshLocked(e *Env) *pool.Buffer {
+	n := len(r.spare)
+	if n == 0 {
+		return e.Buffers.Get()
+	}
+	b := r.spare[n-1]
+	r.spare[n-1] = nil
+	r.spare = r.spare[:n-1]
+	return b
+}
+
+// recycle keeps b, a buffer a connection of this loop has finished
+// with, as a spare, and reports whether it took it. It takes a single
+// buffer of e's pool while there is room; anything else (a chain, a
+// buffer of another pool) is its caller's to release. b is emptied.
+func (r *recvRing) recycle(e *Env, b *pool.Buffer) bool {
+	if b.Next() != nil || !e.Buffers.Owns(b) {
+		return false
+	}
+	r.mu.Lock()
+	ok := len(r.spare) < r.lent
+	if ok {
+		b.Reset()
+		r.spare = append(r.spare, b)
+	}
+	r.mu.Unlock()
+	return ok
+}
+
+// RingSpares is how many buffers the loops' rings hold as spares: in use
+// by the pool's count, lent to no one yet.
+func (e *Env) RingSpares() int64 {
+	var n int64
+	for _, r := range e.rings {
+		if r == nil {
+			continue
+		}
+		r.mu.Lock()
+		n += int64(len(r.spare))
+		r.mu.Unlock()
+	}
+	return n
+}
+
+// recycleOwnedLocked hands a completed write's buffer to the loop's ring
+// as a spare instead of releasing it to the pool (completion mode).
+// Called with wmu held, before the write completes.
+func (c *Conn) recycleOwnedLocked(req *writeReq) {
+	if req.owned == nil || c.env.rings == nil {
+		return
+	}
+	if c.env.rings[c.loop.ID()].recycle(c.env, req.owned) {
+		req.owned = nil
 	}
 }
 
@@ -139,7 +209,7 @@ func (r *recvRing) take(env *Env, bid uint16, n int) *pool.Buffer {
 		k := min(max(n, 0), b.Cap())
 		b.Commit(k)
 		n -= k
-		r.provideLocked(id, env.Buffers.Get())
+		r.provideLocked(id, r.freshLocked(env))
 		if head == nil {
 			head = b
 		} else {

@@ -248,6 +248,7 @@ func (c *Conn) sentLocked(n int) {
 		}
 		c.popLocked()
 		req.clearOp()
+		c.recycleOwnedLocked(req)
 		c.completeWriteLocked(req, nil)
 	}
 }

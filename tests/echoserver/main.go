@@ -176,7 +176,7 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "poller registrations: %d\n", s.Registrations)
 	fmt.Fprintf(w, "buffer size:          %d\n", s.Buffers.Size)
 	fmt.Fprintf(w, "buffers allocated:    %d\n", s.Buffers.Allocated)
-	fmt.Fprintf(w, "buffers in use:       %d (lent to rings: %d)\n", s.Buffers.InUse, s.RingBuffers)
+	fmt.Fprintf(w, "buffers in use:       %d (lent to rings: %d, their spares: %d)\n", s.Buffers.InUse, s.RingBuffers, s.RingSpares)
 	fmt.Fprintf(w, "ring enters:          %d (entries submitted %d, queue overflows %d, failed cancels %d)\n", s.Ring.Enters, s.Ring.Submitted, s.Ring.Overflows, s.Ring.Failed)
 	fmt.Fprintf(w, "recv without buffer:  %d\n", s.RecvNoBuffers)
 	fmt.Fprintf(w, "buffers peak:         %d\n", s.Buffers.Peak)

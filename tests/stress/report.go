@@ -102,7 +102,8 @@ func takeEngine(e *reactor.Engine) EngineCounters {
 // connection, its reads (each up to ReadChain buffers) and the echo of
 // what the client has in flight (its window) queued for writing, one
 // buffer of slack for a partly filled one; per thread on io_uring, the
-// ring's loan (the run leaves RingSlots at its default).
+// ring's loan (the run leaves RingSlots at its default) and as many
+// spares, buffers of completed writes kept to lend next.
 // A run past it is holding buffers it should have released, even if it
 // releases them by the end.
 func (r *Report) buffersBound(threads int) int64 {
@@ -111,7 +112,7 @@ func (r *Report) buffersBound(threads int) int64 {
 	perConn := max(c.Reads, 1)*max(c.ReadChain, 1) + (c.Window+size-1)/size + 1
 	loan := 0
 	if r.Backend == reactor.BackendURing.String() {
-		loan = reactor.DefaultRingBuffers
+		loan = 2 * reactor.DefaultRingBuffers
 	}
 	// The datagram echo: its receive slots (8, each a chain for the
 	// largest datagram), and an echo queued per datagram in flight.
