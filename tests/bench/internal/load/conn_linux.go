@@ -151,9 +151,9 @@ func (cl *client) open(kind connKind) error {
 		c.body = cl.pat[off : off+c.size-headerSize]
 		c.stamps = make([]time.Duration, inFlight)
 		c.rbuf = make([]byte, c.size)
-		c.wbuf = make([]byte, 0, inFlight*c.size)
+		c.wbuf = c.messageSlots(inFlight)
 		if cl.ring() {
-			c.spare = make([]byte, 0, inFlight*c.size)
+			c.spare = c.messageSlots(inFlight)
 		}
 	} else {
 		c.stamps = make([]time.Duration, cl.cfg.StreamWindow/c.size+1)
@@ -305,11 +305,27 @@ func (cl *client) onReply(c *conn, msg []byte) error {
 	return nil
 }
 
-// queue appends the next message to c's write buffer; flush sends it.
+// messageSlots is an empty write buffer with room for k messages whose
+// bodies are already in place: every message of c has the same body, and
+// a write buffer always starts at a message's start and holds whole
+// messages (queue adds one at a time, and it is emptied only once every
+// byte has gone), so queue writes just the header. Copying the body for
+// every message cost the client 3% of its CPU at 4 KiB (perf), and the
+// client, not the server, is what limits a run on two CPUs.
+func (c *conn) messageSlots(k int) []byte {
+	b := make([]byte, k*c.size)
+	for i := range k {
+		copy(b[i*c.size+headerSize:], c.body)
+	}
+	return b[:0]
+}
+
+// queue adds the next message to c's write buffer; flush sends it.
 func (c *conn) queue(now time.Duration) {
-	c.wbuf = binary.LittleEndian.AppendUint64(c.wbuf, uint64(c.id))
-	c.wbuf = binary.LittleEndian.AppendUint64(c.wbuf, c.sendSeq)
-	c.wbuf = append(c.wbuf, c.body...)
+	k := len(c.wbuf)
+	c.wbuf = c.wbuf[:k+c.size]
+	binary.LittleEndian.PutUint64(c.wbuf[k:], uint64(c.id))
+	binary.LittleEndian.PutUint64(c.wbuf[k+8:], c.sendSeq)
 	c.stamps[c.sendSeq%uint64(len(c.stamps))] = now
 	c.sendSeq++
 }
