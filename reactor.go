@@ -44,8 +44,10 @@ type (
 	// Buffer is a pooled buffer, as handed to OnRead.
 	Buffer = pool.Buffer
 	// ConnOptions are a connection's filters (TLS, read timeout, the
-	// user's) and write limit.
+	// user's), write limit, and TCP keep-alive and user timeout.
 	ConnOptions = sock.ConnOptions
+	// KeepAlive configures TCP keep-alive probes (on by default).
+	KeepAlive = sock.KeepAlive
 	// Filter is one layer of a connection's filter chain.
 	Filter = sock.Filter
 	// FlowHandler is a Handler told when its write queue runs high.
@@ -412,6 +414,9 @@ type Stats struct {
 	// buffers whose writes completed (an echo's), reused without a trip
 	// through the pool (BackendURing).
 	RingSpares int64
+	// SockoptErrors counts TCP options (keep-alive, user timeout) the
+	// kernel refused on a new socket; the connection went on without.
+	SockoptErrors int64
 	// RecvStashed counts arrivals taken by an io_uring receive before a
 	// read was issued for them (held for the next Read).
 	RecvStashed int64
@@ -509,6 +514,7 @@ func (e *Engine) Stats() Stats {
 		RecvNoBuffers:      c.RecvNoBuffers.Load(),
 		RingBuffers:        c.RingBuffers.Load(),
 		RingSpares:         e.env.RingSpares(),
+		SockoptErrors:      c.SockoptErrors.Load(),
 		RecvStashed:        c.RecvStashed.Load(),
 		RecvPaused:         c.RecvPaused.Load(),
 		SendWaits:          c.SendWaits.Load(),

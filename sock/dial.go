@@ -60,10 +60,14 @@ func (c *Conn) selfConnected() bool { return c.remote.IsValid() && localAddr(c.f
 
 // dialSocket is the start of Dial on every platform: the address, the
 // handler the socket will call (a filter chain over h when o asks for
-// one), and a counted socket with TCP_NODELAY set. Failures leave nothing
-// behind.
+// one), and a counted socket with TCP_NODELAY and o's keep-alive and user
+// timeout set. Failures leave nothing behind.
 func dialSocket(env *Env, addr string, h Handler, o *DialOptions) (netip.AddrPort, Handler, sysfd, error) {
 	a, err := ParseAddr(addr)
+	if err != nil {
+		return a, nil, 0, err
+	}
+	tcp, err := o.tcpOptions()
 	if err != nil {
 		return a, nil, 0, err
 	}
@@ -79,6 +83,7 @@ func dialSocket(env *Env, addr string, h Handler, o *DialOptions) (netip.AddrPor
 	if env.NoDelay {
 		setNoDelay(fd) // best effort: a failure costs latency, not data
 	}
+	tcp.set(env, fd)
 	return a, h, fd, nil
 }
 

@@ -204,6 +204,9 @@ type Counters struct {
 	// buffer rings (completion mode): in use, but held by no connection.
 	// The rings' spares are counted apart (RingSpares).
 	RingBuffers atomic.Int64
+	// SockoptErrors counts TCP options (keep-alive, user timeout) the
+	// kernel refused on a new socket, which then went on without them.
+	SockoptErrors atomic.Int64
 	// RecvStashed counts arrivals an io_uring receive took before a read
 	// was issued for them, held for the next Read.
 	RecvStashed atomic.Int64

@@ -272,6 +272,16 @@ type ConnOptions struct {
 	// SO_RCVBUF in bytes (the kernel may round or double them); 0 leaves
 	// the kernel's default and its autotuning.
 	SendBuffer, ReceiveBuffer int
+	// KeepAlive configures TCP keep-alive probes, which drop a connection
+	// whose peer vanished without a FIN or RST; the zero value turns them
+	// on with Go's net defaults (15 s idle, then 9 probes 15 s apart).
+	// Unix-domain connections have none.
+	KeepAlive KeepAlive
+	// UserTimeout drops a TCP connection whose sent bytes stay
+	// unacknowledged this long (TCP_USER_TIMEOUT; Windows: TCP_MAXRT, in
+	// whole seconds); 0 leaves the kernel's retransmission limit, about
+	// 15 minutes on Linux. See keepalive.go.
+	UserTimeout time.Duration
 }
 
 // filtered reports whether o asks for a chain.

@@ -32,6 +32,9 @@ type ListenOptions struct {
 // checkListen checks a listener's options before anything is bound: a
 // TLS certificate that cannot work is refused here, by name.
 func (o *ListenOptions) check() error {
+	if _, err := o.tcpOptions(); err != nil {
+		return err
+	}
 	if o.TLS != nil {
 		return CheckTLSConfig(o.TLS, time.Now(), true)
 	}
@@ -78,6 +81,7 @@ type Listener struct {
 	shared atomic.Bool
 	done   chan struct{}
 	opts   ConnOptions
+	tcp    tcpOptions // opts' TCP options, resolved: set on each TCP socket
 
 	mu      lock.Mutex[listenerMu] // serialises accepting (several threads in shared mode)
 	backoff time.Duration
@@ -89,8 +93,13 @@ type Listener struct {
 }
 
 // newListener makes a listener for h, its socket not yet set.
+// Its options have passed ListenOptions.check.
 func newListener(env *Env, h Handler, opts ConnOptions) *Listener {
-	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: opts}
+	tcp, err := opts.tcpOptions()
+	if err != nil {
+		panic("sock: listener options not checked: " + err.Error())
+	}
+	ln := &Listener{env: env, h: h, done: make(chan struct{}), opts: opts, tcp: tcp}
 	ln.timer.Init(ln.resume)
 	return ln
 }

@@ -71,6 +71,10 @@ func (ln *Listener) bindTCP(a netip.AddrPort, o ListenOptions) error {
 	}
 	ln.env.Counters.FDs.Add(1)
 	ln.fd = fd
+	// Linux copies a listener's keep-alive and user timeout to every
+	// socket it accepts (sk_clone), so they are set here once instead of
+	// per accept (TestKeepAliveReachesAcceptedSockets).
+	ln.tcp.set(ln.env, fd)
 	if err := ln.bind(toSockaddr(a), o); err != nil {
 		closeFD(ln.env, fd)
 		return err

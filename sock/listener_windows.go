@@ -209,6 +209,9 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	if env.NoDelay {
 		setNoDelay(s) // best effort
 	}
+	// Per accepted socket: Windows documents no inheritance of these from
+	// the listener.
+	ln.tcp.set(env, s)
 	c := ln.accepted(s)
 	if remote != nil {
 		c.remote = rawToAddrPort(remote)

@@ -3,9 +3,39 @@ package sock_test
 import (
 	"errors"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // reusePortExists: Linux has SO_REUSEPORT.
 const reusePortExists = true
 
 func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
+
+// keepAliveOf reads a socket's keep-alive (tcp(7)).
+func keepAliveOf(fd uintptr) (keepAliveState, error) {
+	on, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+	if err != nil || on == 0 {
+		return keepAliveState{}, err
+	}
+	s := keepAliveState{on: true}
+	for _, o := range []struct {
+		opt int
+		v   *int
+	}{{unix.TCP_KEEPIDLE, &s.idle}, {unix.TCP_KEEPINTVL, &s.intvl}, {unix.TCP_KEEPCNT, &s.count}} {
+		if *o.v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, o.opt); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// userTimeoutOf reads TCP_USER_TIMEOUT.
+func userTimeoutOf(fd uintptr) (time.Duration, error) {
+	ms, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
+	return time.Duration(ms) * time.Millisecond, err
+}
+
+// userTimeoutSet is what the kernel keeps of a UserTimeout: milliseconds.
+func userTimeoutSet(d time.Duration) time.Duration { return d.Truncate(time.Millisecond) }

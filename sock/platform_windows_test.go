@@ -67,3 +67,45 @@ func fullListener(t *testing.T) (string, func()) {
 	}
 	return addr, cleanup
 }
+
+// keepAliveOf reads a socket's keep-alive: SO_KEEPALIVE, and the
+// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT of Windows 10 1709 on.
+// Wine 8 implements only SO_KEEPALIVE (the others fail with
+// WSAENOPROTOOPT, read or written; the engine then sets the timing with
+// SIO_KEEPALIVE_VALS, which Wine does implement): the timing is then
+// reported unknown.
+func keepAliveOf(fd uintptr) (keepAliveState, error) {
+	s := windows.Handle(fd)
+	on, err := windows.GetsockoptInt(s, windows.SOL_SOCKET, windows.SO_KEEPALIVE)
+	if err != nil || on == 0 {
+		return keepAliveState{}, err
+	}
+	ka := keepAliveState{on: true}
+	for _, o := range []struct {
+		opt int
+		v   *int
+	}{{windows.TCP_KEEPIDLE, &ka.idle}, {windows.TCP_KEEPINTVL, &ka.intvl}, {windows.TCP_KEEPCNT, &ka.count}} {
+		if *o.v, err = windows.GetsockoptInt(s, windows.IPPROTO_TCP, o.opt); errors.Is(err, windows.WSAENOPROTOOPT) {
+			return keepAliveState{on: true, unknown: true}, nil
+		} else if err != nil {
+			return ka, err
+		}
+	}
+	return ka, nil
+}
+
+// userTimeoutOf reads TCP_MAXRT, in seconds; errUnreadable where the
+// platform cannot (Wine 8: WSAENOPROTOOPT, and it cannot set it either).
+func userTimeoutOf(fd uintptr) (time.Duration, error) {
+	secs, err := windows.GetsockoptInt(windows.Handle(fd), windows.IPPROTO_TCP, windows.TCP_MAXRT)
+	if errors.Is(err, windows.WSAENOPROTOOPT) {
+		return 0, errUnreadable
+	}
+	return time.Duration(secs) * time.Second, err
+}
+
+// userTimeoutSet is what Windows keeps of a UserTimeout: whole seconds,
+// rounded up.
+func userTimeoutSet(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
+}

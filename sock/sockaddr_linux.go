@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,29 @@ func localAddr(fd int) netip.AddrPort {
 
 func setNoDelay(fd int) error {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
+}
+
+// setKeepAlive turns keep-alive probes on with k's timing (tcp(7)).
+func setKeepAlive(fd int, k keepAliveSecs) error {
+	for _, o := range [...]struct{ level, opt, v int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, k.idle},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, k.intvl},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, k.cn},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// setUserTimeout sets TCP_USER_TIMEOUT, in milliseconds (tcp(7)).
+func setUserTimeout(fd int, d time.Duration) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds())); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
 	return nil

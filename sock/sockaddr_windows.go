@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -64,6 +65,48 @@ func localAddr(s windows.Handle) netip.AddrPort {
 
 func setNoDelay(s windows.Handle) error {
 	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
+}
+
+// setKeepAlive turns keep-alive probes on with k's timing: SO_KEEPALIVE,
+// then TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT in seconds (Windows 10
+// 1709 and later). Where those are refused, SIO_KEEPALIVE_VALS sets the
+// idle time and interval (in milliseconds) and Windows keeps its own
+// count of 10.
+func setKeepAlive(s windows.Handle, k keepAliveSecs) error {
+	if err := windows.SetsockoptInt(s, windows.SOL_SOCKET, windows.SO_KEEPALIVE, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	var err error
+	for _, o := range [...]struct{ opt, v int }{
+		{windows.TCP_KEEPIDLE, k.idle},
+		{windows.TCP_KEEPINTVL, k.intvl},
+		{windows.TCP_KEEPCNT, k.cn},
+	} {
+		if err = windows.SetsockoptInt(s, windows.IPPROTO_TCP, o.opt, o.v); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	vals := windows.TCPKeepalive{OnOff: 1, Time: uint32(k.idle) * 1000, Interval: uint32(k.intvl) * 1000}
+	var n uint32
+	// unsafe: the input is vals, passed by pointer for the call and read
+	// during it.
+	if err := windows.WSAIoctl(s, windows.SIO_KEEPALIVE_VALS, (*byte)(unsafe.Pointer(&vals)), uint32(unsafe.Sizeof(vals)), nil, 0, &n, nil, 0); err != nil {
+		return os.NewSyscallError("WSAIoctl", err)
+	}
+	return nil
+}
+
+// setUserTimeout sets TCP_MAXRT: how long, in whole seconds (rounded up),
+// retransmissions go on before the connection is dropped.
+func setUserTimeout(s windows.Handle, d time.Duration) error {
+	secs := int((d + time.Second - 1) / time.Second)
+	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_MAXRT, secs); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
 	return nil

@@ -1,0 +1,156 @@
+package sock_test
+
+import (
+	"errors"
+	"net"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ioreactor/reactor"
+	"github.com/ioreactor/reactor/internal/testutil"
+)
+
+// The behaviour the options are for, on Linux, where a network namespace
+// of the test's own can make a peer vanish: every packet dropped, with no
+// FIN, no RST and no ICMP error, as when a peer's machine loses power.
+// Windows binaries under Wine cannot enter a namespace; there the options
+// are checked on the socket (keepalive_test.go).
+
+// TestKeepAliveDropsAVanishedPeer: after the peer vanishes, a connection
+// with probes (1 s idle, 2 probes 1 s apart) fails with ETIMEDOUT and
+// OnClose says so; one without probes, idle the same way, is still open
+// then, as it would be for ever.
+func TestKeepAliveDropsAVanishedPeer(t *testing.T) {
+	vanish := vanishingLoopback(t)
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	probed := serveVanishing(t, e, reactor.ConnOptions{KeepAlive: reactor.KeepAlive{Idle: time.Second, Interval: time.Second, Count: 2}})
+	silent := serveVanishing(t, e, reactor.ConnOptions{KeepAlive: reactor.KeepAlive{Off: true}})
+	vanish()
+	start := time.Now()
+	err := testutil.Await(t, probed.closed, 20*time.Second, "the probed connection's close")
+	if !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Errorf("the probed connection closed with %v, want ETIMEDOUT", err)
+	}
+	select {
+	case err := <-silent.closed:
+		t.Errorf("the connection without probes closed too: %v", err)
+	default:
+	}
+	t.Logf("dropped %v after the peer vanished", time.Since(start).Round(10*time.Millisecond))
+	silent.c.Abort()
+}
+
+// TestUserTimeoutDropsAPeerThatStopsAcknowledging: after the peer
+// vanishes, a connection that sends fails with ETIMEDOUT once its bytes
+// stayed unacknowledged for UserTimeout (1.5 s); probes are off for both,
+// and they would not run anyway while bytes wait for an
+// acknowledgement. One without a user timeout, sending the same, is
+// still open then: the kernel retransmits for about 15 minutes.
+func TestUserTimeoutDropsAPeerThatStopsAcknowledging(t *testing.T) {
+	vanish := vanishingLoopback(t)
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	off := reactor.KeepAlive{Off: true}
+	bounded := serveVanishing(t, e, reactor.ConnOptions{KeepAlive: off, UserTimeout: 1500 * time.Millisecond})
+	unbounded := serveVanishing(t, e, reactor.ConnOptions{KeepAlive: off})
+	vanish()
+	start := time.Now()
+	for _, s := range []*vanishingConn{bounded, unbounded} {
+		if _, err := s.c.Write(make([]byte, 10<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := testutil.Await(t, bounded.closed, 20*time.Second, "the bounded connection's close")
+	if !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Errorf("the bounded connection closed with %v, want ETIMEDOUT", err)
+	}
+	select {
+	case err := <-unbounded.closed:
+		t.Errorf("the connection without a user timeout closed too: %v", err)
+	default:
+	}
+	t.Logf("dropped %v after the peer vanished", time.Since(start).Round(10*time.Millisecond))
+	unbounded.c.Abort()
+}
+
+// vanishingConn is the server end of a connection whose peer will vanish:
+// it keeps a read outstanding, and closed gets its close reason.
+type vanishingConn struct {
+	c      *reactor.Conn
+	closed chan error
+}
+
+// serveVanishing listens with o, connects a client of Go's net to it
+// (probes off, so only the server end probes), and returns the server
+// end. The client is closed with a reset when the test ends, which frees
+// it at once even with its packets dropped.
+func serveVanishing(t *testing.T, e *reactor.Engine, o reactor.ConnOptions) *vanishingConn {
+	t.Helper()
+	v := &vanishingConn{closed: make(chan error, 1)}
+	opened := make(chan *reactor.Conn, 1)
+	ln, err := e.Listen("127.0.0.1:0", &funcHandler{
+		onOpen: func(c *reactor.Conn) { c.Read(); opened <- c },
+		onRead: func(c *reactor.Conn, b *reactor.Buffer, err error) {
+			if b != nil {
+				b.Release()
+			}
+			if err == nil {
+				c.Read()
+			}
+		},
+		onClose: func(_ *reactor.Conn, err error) { v.closed <- err },
+	}, reactor.ListenOptions{ConnOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := (&net.Dialer{KeepAlive: -1}).Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	v.c = testutil.Await(t, opened, 5*time.Second, "the accept")
+	return v
+}
+
+// vanishingLoopback moves the test's goroutine, for good, to a thread in
+// a network namespace of its own with loopback up: sockets it makes live
+// there, and so do those accepted from them. vanish then drops every
+// packet in the namespace without a trace: a blackhole rule ahead of the
+// local routing table, which established sockets meet on their next send
+// (a rule change invalidates their cached routes).
+func vanishingLoopback(t *testing.T) (vanish func()) {
+	t.Helper()
+	// Never unlocked: the thread ends with the test's goroutine, so no
+	// other goroutine ever runs in the namespace.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot make a network namespace (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	ip := func(args ...string) error {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return &exec.Error{Name: "ip " + args[0] + " " + args[1] + ": " + string(out), Err: err}
+		}
+		return nil
+	}
+	if err := ip("link", "set", "lo", "up"); err != nil {
+		t.Skipf("%v (iproute2 is needed to bring loopback up)", err)
+	}
+	return func() {
+		for _, args := range [][]string{
+			{"rule", "add", "pref", "100", "lookup", "local"},
+			{"rule", "add", "pref", "10", "blackhole"},
+			{"rule", "del", "pref", "0", "lookup", "local"},
+		} {
+			if err := ip(args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
