@@ -441,8 +441,9 @@ type Stats struct {
 	Ring poller.RingStats
 	// TLSHandshakes and TLSFailures count TLS handshakes done and failed
 	// (timeouts included); ReadTimeouts, connections closed by their read
-	// timeout.
-	TLSHandshakes, TLSFailures, ReadTimeouts int64
+	// timeout; WriteTimeouts, those whose queued writes stalled for their
+	// write timeout.
+	TLSHandshakes, TLSFailures, ReadTimeouts, WriteTimeouts int64
 	// Datagram sockets: datagrams delivered and sent; received ones
 	// dropped for exceeding MaxDatagram; queued ones dropped (failed after
 	// their writer returned, or closed with the socket); sends that waited
@@ -528,6 +529,7 @@ func (e *Engine) Stats() Stats {
 		TLSHandshakes:     c.TLSHandshakes.Load(),
 		TLSFailures:       c.TLSFailures.Load(),
 		ReadTimeouts:      c.ReadTimeouts.Load(),
+		WriteTimeouts:     c.WriteTimeouts.Load(),
 
 		DatagramsIn:        dgIn,
 		DatagramsOut:       dgOut,

@@ -3,6 +3,7 @@ package sock
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/ioreactor/reactor/internal/lock"
 	"github.com/ioreactor/reactor/pool"
@@ -172,6 +173,14 @@ type connExtra struct {
 	// limit is the connection's own write limit (0: the engine's),
 	// written under wmu.
 	limit int64
+	// writeTimeout is ConnOptions.WriteTimeout (0: none), set before the
+	// connection opens. writeTimer watches the queue while it holds bytes
+	// (armed says so), and wprogress is when the kernel last took some;
+	// both under wmu.
+	writeTimeout time.Duration
+	writeTimer   pool.Timer
+	wprogress    time.Time
+	armed        bool
 	// flowWant is the water-mark state a FlowHandler should see (1:
 	// high); flowTold what it was last told (guarded by dmu).
 	flowWant atomic.Int32
@@ -195,6 +204,7 @@ func (c *Conn) extra() *connExtra {
 	x.results.Init(0)
 	x.connectTimer.Init(c.connectExpired)
 	x.lingerTimer.Init(c.lingerExpired)
+	x.writeTimer.Init(c.writeStalled)
 	if c.x.CompareAndSwap(nil, x) {
 		return x
 	}
@@ -389,6 +399,31 @@ func (c *Conn) closeAfterFlush(err error) {
 // system call).
 func (c *Conn) fail(err error) { c.closeWith(err, true) }
 
+// writeStalled runs on the loop when the write timer fires: with bytes
+// still queued and none taken for writeTimeout, the connection fails with
+// ErrWriteTimeout; with progress since, the timer is armed for what is
+// left; with the queue empty, it stops until a write queues again. A
+// busy connection so costs one timer operation per writeTimeout, not one
+// per write.
+func (c *Conn) writeStalled() {
+	x := c.x.Load()
+	c.wmu.Lock()
+	if c.life.closed() || c.queueEmptyLocked() {
+		x.armed = false
+		c.wmu.Unlock()
+		return
+	}
+	if idle := time.Since(x.wprogress); idle < x.writeTimeout {
+		c.loop.ArmTimer(&x.writeTimer, x.writeTimeout-idle)
+		c.wmu.Unlock()
+		return
+	}
+	x.armed = false
+	c.wmu.Unlock()
+	c.env.Counters.WriteTimeouts.Add(1)
+	c.fail(ErrWriteTimeout)
+}
+
 func (c *Conn) lingerExpired() {
 	if c.life.closed() {
 		return
@@ -472,6 +507,7 @@ func (c *Conn) destroy() {
 	if x := c.x.Load(); x != nil {
 		c.loop.StopTimer(&x.lingerTimer)
 		c.loop.StopTimer(&x.connectTimer)
+		c.loop.StopTimer(&x.writeTimer)
 	}
 	why := c.why.Load()
 	err := why.err

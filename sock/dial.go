@@ -31,6 +31,9 @@ func (o *ConnOptions) apply(c *Conn) {
 	if o.WriteLimit != 0 {
 		c.extra().limit = o.WriteLimit
 	}
+	if o.WriteTimeout > 0 {
+		c.extra().writeTimeout = o.WriteTimeout
+	}
 	if o.SendBuffer > 0 || o.ReceiveBuffer > 0 {
 		// Best effort, as TCP_NODELAY: a size the kernel refuses costs
 		// throughput, not correctness.

@@ -229,6 +229,9 @@ type Counters struct {
 	TLSHandshakes atomic.Int64
 	TLSFailures   atomic.Int64
 	ReadTimeouts  atomic.Int64
+	// WriteTimeouts counts connections closed because their queued
+	// writes made no progress for their WriteTimeout.
+	WriteTimeouts atomic.Int64
 	// Datagram sockets (those delivered and sent are counted per loop,
 	// beside the bytes: Env.Datagrams): received ones dropped for
 	// exceeding MaxDatagram; queued ones dropped (a send that failed after the writer returned, or a

@@ -277,6 +277,14 @@ type ConnOptions struct {
 	// on with Go's net defaults (15 s idle, then 9 probes 15 s apart).
 	// Unix-domain connections have none.
 	KeepAlive KeepAlive
+	// WriteTimeout closes a connection (OnClose gets ErrWriteTimeout)
+	// whose queued writes made no progress for this long: a peer that
+	// stopped reading cannot hold the connection, and up to its write
+	// limit of queued bytes, for ever. Progress is bytes the kernel took
+	// from the queue; a slow reader that keeps reading is not cut off. It
+	// runs during a graceful close too, beside the linger bound. 0 means
+	// none. See docs/keepalive.md.
+	WriteTimeout time.Duration
 	// UserTimeout drops a TCP connection whose sent bytes stay
 	// unacknowledged this long (TCP_USER_TIMEOUT; Windows: TCP_MAXRT, in
 	// whole seconds); 0 leaves the kernel's retransmission limit, about

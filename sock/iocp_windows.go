@@ -211,12 +211,15 @@ func (c *Conn) issueSendLocked() {
 	}
 	op := &c.os.io.wop
 	bufs := op.bufs[:0]
-	for i := 0; i < c.wq.len() && len(bufs) < iovMax; i++ {
+	room := sendMax
+	for i := 0; i < c.wq.len() && len(bufs) < iovMax && room > 0; i++ {
 		for _, b := range c.wq.at(i).pending() {
-			if len(bufs) == iovMax {
+			if len(bufs) == iovMax || room == 0 {
 				break
 			}
-			bufs = append(bufs, windows.WSABuf{Len: uint32(len(b)), Buf: &b[0]})
+			n := min(len(b), room)
+			room -= n
+			bufs = append(bufs, windows.WSABuf{Len: uint32(n), Buf: &b[0]})
 		}
 	}
 	op.bufs = bufs
@@ -227,6 +230,13 @@ func (c *Conn) issueSendLocked() {
 	err := windows.WSASend(c.fd, &bufs[0], uint32(len(bufs)), &n, 0, &op.Overlapped, nil)
 	c.settleIssue(&op.Operation, &op.inline, op, n, err)
 }
+
+// sendMax bounds the bytes one WSASend takes. An overlapped send completes
+// only once Windows has taken all of it, so its size is the granularity at
+// which the engine sees a slow reader's progress (WriteTimeout), and what
+// a send pins until then. The rest of a longer queue follows in the next
+// send, as under the write lock no other write's bytes can come between.
+const sendMax = 256 << 10
 
 // clearOp has nothing to drop on Windows: the WSABUF array is the
 // connection's, cleared when its send completes.

@@ -15,6 +15,10 @@ import (
 // ConnOptions.ReadTimeout.
 var ErrReadTimeout = errors.New("sock: no bytes arrived within the read timeout")
 
+// ErrWriteTimeout closes a connection whose queued writes made no
+// progress within its ConnOptions.WriteTimeout: the peer stopped reading.
+var ErrWriteTimeout = errors.New("sock: queued writes made no progress within the write timeout")
+
 // readTimeout re-arms lazily: an arrival only records its time (one clock
 // read), and the timer, when it fires early for that reason, is armed
 // again for what is left. So a busy connection costs no timer operation

@@ -7,6 +7,7 @@ package sock
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ioreactor/reactor/pool"
 	"github.com/ioreactor/reactor/seq"
@@ -149,6 +150,15 @@ func (q *writeQueue) queuedBytes() int64 {
 }
 
 func (c *Conn) pushLocked(req *writeReq) {
+	if x := c.x.Load(); x != nil && x.writeTimeout > 0 {
+		if c.queueEmptyLocked() {
+			x.wprogress = time.Now() // the wait starts now
+		}
+		if !x.armed {
+			x.armed = true
+			c.loop.ArmTimer(&x.writeTimer, x.writeTimeout)
+		}
+	}
 	if c.wq == nil {
 		c.wq = writeQueues.Get().(*writeQueue)
 	}
@@ -161,6 +171,9 @@ func (c *Conn) pushLocked(req *writeReq) {
 func (c *Conn) takenLocked(n int) {
 	c.wq.bytes -= int64(n)
 	c.flowLocked()
+	if x := c.x.Load(); n > 0 && x != nil && x.writeTimeout > 0 {
+		x.wprogress = time.Now()
+	}
 }
 
 func (c *Conn) popLocked() {
