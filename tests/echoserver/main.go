@@ -14,7 +14,9 @@
 // 1024 bits), makes it exit 1 with the reason. -handshake-timeout bounds
 // each TLS handshake (0: the engine's default, 10 s). -read-timeout closes
 // a connection on which nothing arrived for that long (0: never); under
-// TLS it counts decrypted bytes. -udp also echoes datagrams, on the UDP
+// TLS it counts decrypted bytes. -write-timeout closes a connection
+// whose echo made no progress for that long: a client that stopped
+// reading (0: never). -udp also echoes datagrams, on the UDP
 // port of the same number (each datagram goes back to its sender).
 package main
 
@@ -49,6 +51,7 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "PEM `file` of the private key of -tls-cert")
 	handshakeTimeout := flag.Duration("handshake-timeout", 0, "bound on each TLS handshake (0 = the engine's default, 10s)")
 	readTimeout := flag.Duration("read-timeout", 0, "close a connection on which nothing arrived for this long (0 = never)")
+	writeTimeout := flag.Duration("write-timeout", 0, "close a connection whose echo made no progress for this long: a client that stopped reading (0 = never)")
 	udp := flag.Bool("udp", false, "also echo datagrams on the UDP port of the same number")
 	listenFD := flag.Int("listen-fd", -1, "serve on this inherited listening descriptor instead of -addr (Linux): 3 is the first that systemd or a predecessor passes")
 	drain := flag.Duration("drain", 0, "on SIGINT/SIGTERM, stop accepting and wait up to this long for the open connections to close on their own before shutting down")
@@ -68,10 +71,12 @@ func main() {
 	if *udp && strings.HasPrefix(*addr, "unix:") {
 		fatalf("-udp echoes on the UDP port of -addr's number: it needs an IP address, not %s", *addr)
 	}
-	if *handshakeTimeout < 0 || *readTimeout < 0 {
-		fatalf("-handshake-timeout and -read-timeout must be ≥ 0")
+	for name, d := range map[string]time.Duration{"-handshake-timeout": *handshakeTimeout, "-read-timeout": *readTimeout, "-write-timeout": *writeTimeout} {
+		if d < 0 {
+			fatalf("%s must be ≥ 0", name)
+		}
 	}
-	opts := reactor.ListenOptions{ConnOptions: reactor.ConnOptions{ReadTimeout: *readTimeout}}
+	opts := reactor.ListenOptions{ConnOptions: reactor.ConnOptions{ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout}}
 	switch {
 	case *tlsCert != "" && *tlsKey != "":
 		// Checked here, before anything starts, so that a pair no peer
@@ -170,6 +175,7 @@ func printStats(w io.Writer, s reactor.Stats) {
 	fmt.Fprintf(w, "close errors:         %d\n", s.CloseErrors)
 	fmt.Fprintf(w, "tls handshakes:       %d (failed %d)\n", s.TLSHandshakes, s.TLSFailures)
 	fmt.Fprintf(w, "read timeouts:        %d\n", s.ReadTimeouts)
+	fmt.Fprintf(w, "write timeouts:       %d\n", s.WriteTimeouts)
 	fmt.Fprintf(w, "datagrams:            %d in, %d out (too large %d, dropped %d, waited %d, receive errors %d)\n",
 		s.DatagramsIn, s.DatagramsOut, s.DatagramsTruncated, s.DatagramsDropped, s.DatagramsQueued, s.DatagramErrors)
 	fmt.Fprintf(w, "engine fds:           %d\n", s.FDs)

@@ -468,6 +468,7 @@ func TestEchoServerRefusesBadPairs(t *testing.T) {
 		{"key without cert", []string{"-tls-key", expiredKey}, []string{"-tls-cert and -tls-key go together"}, nil},
 		{"handshake timeout without TLS", []string{"-handshake-timeout", "1s"}, []string{"-handshake-timeout needs TLS"}, nil},
 		{"negative read timeout", []string{"-read-timeout", "-1s"}, []string{"-read-timeout must be ≥ 0"}, nil},
+		{"negative write timeout", []string{"-write-timeout", "-1s"}, []string{"-write-timeout must be ≥ 0"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.skip != nil {
