@@ -27,20 +27,11 @@ func TestKeepAliveReachesTheSocket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testutil.Engine(t, reactor.Config{IOThreads: 1})
-			opts := reactor.ConnOptions{KeepAlive: tc.ka}
-			accepted := make(chan *reactor.Conn, 1)
-			ln, err := e.Listen("127.0.0.1:0", &funcHandler{onOpen: func(c *reactor.Conn) { accepted <- c }}, reactor.ListenOptions{ConnOptions: opts})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dialed := make(chan *reactor.Conn, 1)
-			if _, err := e.Dial(ln.Addr().String(), &funcHandler{onOpen: func(c *reactor.Conn) { dialed <- c }}, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: opts}); err != nil {
-				t.Fatal(err)
-			}
+			accepted, dialed := bothEnds(t, e, reactor.ConnOptions{KeepAlive: tc.ka})
 			for _, end := range []struct {
 				name string
 				c    *reactor.Conn
-			}{{"accepted", testutil.Await(t, accepted, 5*time.Second, "the accept")}, {"dialed", testutil.Await(t, dialed, 5*time.Second, "the connect")}} {
+			}{{"accepted", accepted}, {"dialed", dialed}} {
 				var got keepAliveState
 				var gerr error
 				if err := end.c.Control(func(fd uintptr) { got, gerr = keepAliveOf(fd) }); err != nil {
@@ -74,16 +65,8 @@ func TestKeepAliveReachesTheSocket(t *testing.T) {
 func TestUserTimeoutReachesTheSocket(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
 	opts := reactor.ConnOptions{UserTimeout: 2500 * time.Millisecond}
-	accepted := make(chan *reactor.Conn, 1)
-	ln, err := e.Listen("127.0.0.1:0", &funcHandler{onOpen: func(c *reactor.Conn) { accepted <- c }}, reactor.ListenOptions{ConnOptions: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dialed := make(chan *reactor.Conn, 1)
-	if _, err := e.Dial(ln.Addr().String(), &funcHandler{onOpen: func(c *reactor.Conn) { dialed <- c }}, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: opts}); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*reactor.Conn{testutil.Await(t, accepted, 5*time.Second, "the accept"), testutil.Await(t, dialed, 5*time.Second, "the connect")} {
+	accepted, dialed := bothEnds(t, e, opts)
+	for _, c := range []*reactor.Conn{accepted, dialed} {
 		var got time.Duration
 		var gerr error
 		if err := c.Control(func(fd uintptr) { got, gerr = userTimeoutOf(fd) }); err != nil {
@@ -131,6 +114,22 @@ func TestTCPOptionsOutOfRangeAreRefused(t *testing.T) {
 	if n := e.Stats().FDs; n != 0 {
 		t.Errorf("%d descriptors open after the refusals, want 0", n)
 	}
+}
+
+// bothEnds listens with o, dials the listener with o through the same
+// engine, and returns the two ends once both are open.
+func bothEnds(t *testing.T, e *reactor.Engine, o reactor.ConnOptions) (accepted, dialed *reactor.Conn) {
+	t.Helper()
+	acc := make(chan *reactor.Conn, 1)
+	ln, err := e.Listen("127.0.0.1:0", &funcHandler{onOpen: func(c *reactor.Conn) { acc <- c }}, reactor.ListenOptions{ConnOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dia := make(chan *reactor.Conn, 1)
+	if _, err := e.Dial(ln.Addr().String(), &funcHandler{onOpen: func(c *reactor.Conn) { dia <- c }}, reactor.DialOptions{Timeout: 5 * time.Second, ConnOptions: o}); err != nil {
+		t.Fatal(err)
+	}
+	return testutil.Await(t, acc, 5*time.Second, "the accept"), testutil.Await(t, dia, 5*time.Second, "the connect")
 }
 
 // keepAliveState is a socket's keep-alive as the kernel reports it: off,
