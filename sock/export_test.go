@@ -27,6 +27,17 @@ func SetPacketFullHook(f func(n int) bool) (restore func()) {
 	return func() { testHookPacketFull.Store(old) }
 }
 
+// SetRecvErrHook makes every datagram receive for which f returns true
+// fail with a transient error (ENOMEM, WSAENOBUFS).
+func SetRecvErrHook(f func() bool) (restore func()) {
+	old := testHookRecvErr.Swap(&f)
+	return func() { testHookRecvErr.Store(old) }
+}
+
+// PacketErrorRun is how many receive errors in a row close a datagram
+// socket.
+const PacketErrorRun = packetErrorRun
+
 // FlushPacket sends p's queued datagrams from its loop, as a writable
 // edge would: a send refused by the hook leaves the socket writable, so
 // no edge follows.

@@ -560,3 +560,15 @@ func packetFullHook(n int) bool {
 	h := testHookPacketFull.Load()
 	return h != nil && (*h)(n)
 }
+
+// testHookRecvErr, when set by a test, may make a datagram receive fail
+// with a transient error (ENOMEM on Linux, before the call; WSAENOBUFS on
+// Windows, for a receive that completed), so the bound on errors in a row
+// (packetErrorRun) can be reached.
+var testHookRecvErr atomic.Pointer[func() bool]
+
+// recvErrHook reports whether the test hook fails this receive.
+func recvErrHook() bool {
+	h := testHookRecvErr.Load()
+	return h != nil && (*h)()
+}

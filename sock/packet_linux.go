@@ -202,6 +202,9 @@ func (p *PacketConn) recvBatch() (int, error) {
 		h.Hdr.SetIovlen(j)
 		h.Len = 0
 	}
+	if recvErrHook() {
+		return 0, unix.ENOMEM
+	}
 	// The headers, addresses and iovecs live in p.rd, and the buffers they
 	// point into are held by its slots: all reachable and unmoved for the
 	// call.

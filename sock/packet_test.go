@@ -796,3 +796,85 @@ func TestPacketChurnLeavesNothing(t *testing.T) {
 	default:
 	}
 }
+
+// TestPacketSurvivesErrorsShortOfTheBound: receives that fail with a
+// transient error (injected: ENOMEM on Linux, WSAENOBUFS on Windows) one
+// short of the bound in a row are counted and leave the socket open; the
+// next datagram is delivered.
+func TestPacketSurvivesErrorsShortOfTheBound(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	var left atomic.Int64
+	left.Store(sock.PacketErrorRun - 1)
+	defer sock.SetRecvErrHook(func() bool { return left.Add(-1) >= 0 })()
+	got := make(chan []byte, 64)
+	h := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, _ netip.AddrPort) {
+		got <- append([]byte(nil), b.Bytes()...)
+		b.Release()
+	}, closed: make(chan error, 1)}
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := udpPeer(t, "127.0.0.1")
+	// On Windows each failed receive drops the datagram it completed
+	// with, so datagrams go until one arrives.
+	var delivered []byte
+	for i := 0; delivered == nil; i++ {
+		if i == 500 {
+			t.Fatal("no datagram delivered after 500 sends")
+		}
+		if err := peer.send([]byte("after the errors"), p.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case delivered = <-got:
+		case err := <-h.closed:
+			t.Fatalf("the socket closed after %d errors in a row: %v", sock.PacketErrorRun-1, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if string(delivered) != "after the errors" {
+		t.Errorf("delivered %q", delivered)
+	}
+	// The engine is the test's own: every error counted is an injected one
+	// (on epoll some may come from the read the registration starts).
+	if n := e.Stats().DatagramErrors; n != sock.PacketErrorRun-1 {
+		t.Errorf("%d receive errors counted, want %d", n, sock.PacketErrorRun-1)
+	}
+	if p.Closed() {
+		t.Error("the socket closed")
+	}
+}
+
+// TestPacketClosesAfterTheErrorBound: receives that fail every time (a
+// broken socket) close it once the bound is reached, with the error as
+// the reason, instead of spinning.
+func TestPacketClosesAfterTheErrorBound(t *testing.T) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	defer sock.SetRecvErrHook(func() bool { return true })()
+	h := &packetFuncs{onPacket: func(_ *reactor.PacketConn, b *pool.Buffer, _ netip.AddrPort) { b.Release() }, closed: make(chan error, 1)}
+	p, err := e.ListenPacket("127.0.0.1:0", h, reactor.PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := udpPeer(t, "127.0.0.1")
+	var closedWith error
+	for i := 0; closedWith == nil; i++ {
+		if i == 500 {
+			t.Fatal("the socket still open after 500 datagrams, each received with an error")
+		}
+		if err := peer.send([]byte("x"), p.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case closedWith = <-h.closed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !isTransientRecvErr(closedWith) {
+		t.Errorf("closed with %v, want the injected receive error", closedWith)
+	}
+	if n := e.Stats().DatagramErrors; n < sock.PacketErrorRun {
+		t.Errorf("%d receive errors counted before the close, want at least %d", n, sock.PacketErrorRun)
+	}
+}

@@ -193,6 +193,9 @@ func (p *PacketConn) recvDone(op *packetRecvOp, n, errno uint32) {
 	defer p.rmu.Unlock()
 	op.busy = false
 	op.done = true
+	if errno == 0 && recvErrHook() {
+		errno = uint32(windows.WSAENOBUFS)
+	}
 	op.inline = inline{n: n, errno: errno}
 	p.deliverReadyLocked()
 	p.postRecvsLocked()

@@ -39,3 +39,6 @@ func userTimeoutOf(fd uintptr) (time.Duration, error) {
 
 // userTimeoutSet is what the kernel keeps of a UserTimeout: milliseconds.
 func userTimeoutSet(d time.Duration) time.Duration { return d.Truncate(time.Millisecond) }
+
+// isTransientRecvErr: the error SetRecvErrHook injects on Linux.
+func isTransientRecvErr(err error) bool { return errors.Is(err, unix.ENOMEM) }

@@ -109,3 +109,6 @@ func userTimeoutOf(fd uintptr) (time.Duration, error) {
 func userTimeoutSet(d time.Duration) time.Duration {
 	return (d + time.Second - 1).Truncate(time.Second)
 }
+
+// isTransientRecvErr: the error SetRecvErrHook injects on Windows.
+func isTransientRecvErr(err error) bool { return errors.Is(err, windows.WSAENOBUFS) }
