@@ -26,6 +26,13 @@ import (
 // lossTimeout is how long an unanswered datagram is waited for.
 const lossTimeout = time.Second
 
+// lateHorizon is how long a datagram counted lost is remembered, so that
+// an answer to it counts as late and not as a duplicate. On loopback a
+// datagram is answered within milliseconds or dropped, so past this an
+// answer is a repeat; forgetting older losses keeps a long run with a
+// lossy kernel from growing the set for ever.
+const lateHorizon = 10 * lossTimeout
+
 // datagramHeader: the flow (4 bytes) and the datagram's number (8).
 const datagramHeader = 12
 
@@ -57,7 +64,7 @@ type datagramFlow struct {
 
 	mu          sync.Mutex
 	outstanding map[uint64]time.Time // sent, not yet answered or counted lost
-	lost        map[uint64]bool      // counted lost: a later answer is late, not corrupt
+	lost        map[uint64]time.Time // counted lost, and when: a later answer is late, not corrupt
 	sent        uint64
 	echoed      uint64
 	nlost       uint64
@@ -99,7 +106,7 @@ func runDatagrams(cfg *Config, addr netip.AddrPort, stop <-chan struct{}, drain 
 			continue
 		}
 		f := &datagramFlow{id: i, conn: c, cfg: cfg, pat: pat, tokens: make(chan struct{}, cfg.UDPWindow),
-			outstanding: map[uint64]time.Time{}, lost: map[uint64]bool{}}
+			outstanding: map[uint64]time.Time{}, lost: map[uint64]time.Time{}}
 		for range cfg.UDPWindow {
 			f.tokens <- struct{}{}
 		}
@@ -160,17 +167,22 @@ func (f *datagramFlow) write(stop <-chan struct{}) {
 	}
 }
 
-// expire counts as lost what waited past lossTimeout, and gives its
-// window room back.
+// expire counts as lost what waited past lossTimeout, gives its window
+// room back, and forgets losses older than lateHorizon.
 func (f *datagramFlow) expire(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for seq, at := range f.outstanding {
 		if now.Sub(at) > lossTimeout {
 			delete(f.outstanding, seq)
-			f.lost[seq] = true
+			f.lost[seq] = now
 			f.nlost++
 			f.tokens <- struct{}{}
+		}
+	}
+	for seq, at := range f.lost {
+		if now.Sub(at) > lateHorizon {
+			delete(f.lost, seq)
 		}
 	}
 }
@@ -237,7 +249,7 @@ func (f *datagramFlow) answer(got, want []byte, total *atomic.Int64) {
 		f.hist.Record(now.Sub(at))
 		total.Add(1)
 		f.tokens <- struct{}{}
-	case f.lost[seq]:
+	case !f.lost[seq].IsZero():
 		delete(f.lost, seq)
 		f.late++
 	case seq < f.sent:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +160,40 @@ func TestJudgeFailsOutsideTheDeclaredBounds(t *testing.T) {
 	r.After.Engine = &a
 	if r.judge(); !r.OK() {
 		t.Errorf("a run at its bounds failed: %s", r.Verdict())
+	}
+}
+
+// TestDatagramLossesAreForgottenPastTheHorizon: a flow remembers a
+// datagram counted lost for lateHorizon, so that an answer to it counts as
+// late; past that it is forgotten, so a long lossy run holds no growing
+// set, and an answer to it then counts as a repeat.
+func TestDatagramLossesAreForgottenPastTheHorizon(t *testing.T) {
+	cfg := Config{UDPMaxSize: 64, Seed: 1}
+	f := &datagramFlow{id: 3, cfg: &cfg, pat: newPattern(cfg.UDPMaxSize), tokens: make(chan struct{}, 4),
+		outstanding: map[uint64]time.Time{}, lost: map[uint64]time.Time{}}
+	t0 := time.Now()
+	buf := make([]byte, cfg.UDPMaxSize)
+	for seq := range uint64(2) {
+		f.fillDatagram(buf, seq)
+		f.outstanding[seq] = t0
+		f.sent++
+	}
+	f.expire(t0.Add(lossTimeout + time.Millisecond)) // both lost
+	if len(f.lost) != 2 || f.nlost != 2 {
+		t.Fatalf("lost %d (%d remembered), want 2", f.nlost, len(f.lost))
+	}
+	var total atomic.Int64
+	want := make([]byte, cfg.UDPMaxSize)
+	f.answer(append([]byte(nil), f.fillDatagram(buf, 0)...), want, &total)
+	if f.late != 1 || f.duplicates != 0 {
+		t.Errorf("an answer within the horizon: late %d, duplicates %d; want 1 and 0", f.late, f.duplicates)
+	}
+	f.expire(t0.Add(lateHorizon + 2*lossTimeout)) // past the horizon
+	if len(f.lost) != 0 {
+		t.Errorf("%d losses still remembered past the horizon", len(f.lost))
+	}
+	f.answer(append([]byte(nil), f.fillDatagram(buf, 1)...), want, &total)
+	if f.late != 1 || f.duplicates != 1 {
+		t.Errorf("an answer past the horizon: late %d, duplicates %d; want 1 and 1", f.late, f.duplicates)
 	}
 }
