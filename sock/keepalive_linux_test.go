@@ -4,12 +4,9 @@ import (
 	"errors"
 	"net"
 	"os/exec"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/testutil"
@@ -119,37 +116,22 @@ func serveVanishing(t *testing.T, e *reactor.Engine, o reactor.ConnOptions) *van
 	return v
 }
 
-// vanishingLoopback moves the test's goroutine, for good, to a thread in
-// a network namespace of its own with loopback up: sockets it makes live
-// there, and so do those accepted from them. vanish then drops every
-// packet in the namespace without a trace: a blackhole rule ahead of the
-// local routing table, which established sockets meet on their next send
-// (a rule change invalidates their cached routes).
+// vanishingLoopback puts the test in a network namespace of its own
+// (ownLoopback). vanish then drops every packet in the namespace without
+// a trace: a blackhole rule ahead of the local routing table, which
+// established sockets meet on their next send (a rule change invalidates
+// their cached routes).
 func vanishingLoopback(t *testing.T) (vanish func()) {
 	t.Helper()
-	// Never unlocked: the thread ends with the test's goroutine, so no
-	// other goroutine ever runs in the namespace.
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot make a network namespace (needs root or CAP_SYS_ADMIN): %v", err)
-	}
-	ip := func(args ...string) error {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return &exec.Error{Name: "ip " + args[0] + " " + args[1] + ": " + string(out), Err: err}
-		}
-		return nil
-	}
-	if err := ip("link", "set", "lo", "up"); err != nil {
-		t.Skipf("%v (iproute2 is needed to bring loopback up)", err)
-	}
+	ownLoopback(t)
 	return func() {
 		for _, args := range [][]string{
 			{"rule", "add", "pref", "100", "lookup", "local"},
 			{"rule", "add", "pref", "10", "blackhole"},
 			{"rule", "del", "pref", "0", "lookup", "local"},
 		} {
-			if err := ip(args...); err != nil {
-				t.Fatal(err)
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v: %s", args, err, out)
 			}
 		}
 	}

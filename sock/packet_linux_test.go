@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
@@ -78,18 +77,10 @@ func TestPacketSendsCostNoEvents(t *testing.T) {
 // 10 under parallel load saw an adjacent pair swapped at the sink, with
 // the tap's order intact; docs/datagrams.md).
 func TestPacketFullSendBufferQueuesAndFlushesInOrder(t *testing.T) {
-	// The test's thread enters the namespace and ends with the test's
-	// goroutine (never unlocked), so no other goroutine runs in it; the
-	// sockets made from it live in the namespace.
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot make a network namespace (needs root or CAP_SYS_ADMIN): %v", err)
-	}
-	for _, args := range [][]string{{"ip", "link", "set", "lo", "up"},
-		{"tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "80mbit", "burst", "16kb", "latency", "2s"}} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Skipf("%v: %v: %s (iproute2, and the kernel's sch_tbf, are needed to slow loopback)", args, err, out)
-		}
+	ownLoopback(t)
+	tbf := []string{"qdisc", "add", "dev", "lo", "root", "tbf", "rate", "80mbit", "burst", "16kb", "latency", "2s"}
+	if out, err := exec.Command("tc", tbf...).CombinedOutput(); err != nil {
+		t.Skipf("tc %v: %v: %s (iproute2, and the kernel's sch_tbf, are needed to slow loopback)", tbf, err, out)
 	}
 	packetFullSendBuffer(t, openTxTap(t))
 }

@@ -2,7 +2,10 @@ package sock_test
 
 import (
 	"errors"
+	"os/exec"
+	"runtime"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,3 +45,20 @@ func userTimeoutSet(d time.Duration) time.Duration { return d.Truncate(time.Mill
 
 // isTransientRecvErr: the error SetRecvErrHook injects on Linux.
 func isTransientRecvErr(err error) bool { return errors.Is(err, unix.ENOMEM) }
+
+// ownLoopback moves the test's goroutine, for good, to a thread in a
+// network namespace of its own with loopback up: sockets it makes live
+// there, and so do those accepted from them and commands it starts. The
+// thread is never unlocked, so it ends with the test's goroutine and no
+// other goroutine ever runs in the namespace. It skips the test where a
+// namespace cannot be made.
+func ownLoopback(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot make a network namespace (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Skipf("ip link set lo up: %v: %s (iproute2 is needed to bring loopback up)", err, out)
+	}
+}
