@@ -116,6 +116,21 @@ func TestTCPOptionsOutOfRangeAreRefused(t *testing.T) {
 	}
 }
 
+// closesAlone waits up to 20 s for the close of the connection that has
+// the option (what names it), wants its reason to match want, and wants
+// the one without the option, treated the same way, still open then.
+func closesAlone(t *testing.T, with, without <-chan error, want error, what string) {
+	t.Helper()
+	if err := testutil.Await(t, with, 20*time.Second, "the close of the connection "+what); !errors.Is(err, want) {
+		t.Errorf("the connection %s closed with %v, want %v", what, err, want)
+	}
+	select {
+	case err := <-without:
+		t.Errorf("the connection without the option closed too: %v", err)
+	default:
+	}
+}
+
 // bothEnds listens with o, dials the listener with o through the same
 // engine, and returns the two ends once both are open.
 func bothEnds(t *testing.T, e *reactor.Engine, o reactor.ConnOptions) (accepted, dialed *reactor.Conn) {

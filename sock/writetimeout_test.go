@@ -1,7 +1,6 @@
 package sock_test
 
 import (
-	"errors"
 	"io"
 	"net"
 	"testing"
@@ -21,15 +20,7 @@ func TestWriteTimeoutClosesAStalledConnection(t *testing.T) {
 	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
 	timed := stallWriter(t, e, 500*time.Millisecond)
 	untimed := stallWriter(t, e, 0)
-	err := testutil.Await(t, timed.closed, 10*time.Second, "the timed-out connection's close")
-	if !errors.Is(err, sock.ErrWriteTimeout) {
-		t.Errorf("closed with %v, want ErrWriteTimeout", err)
-	}
-	select {
-	case err := <-untimed.closed:
-		t.Errorf("the connection without a write timeout closed too: %v", err)
-	default:
-	}
+	closesAlone(t, timed.closed, untimed.closed, sock.ErrWriteTimeout, "with a write timeout")
 	if n := e.Stats().WriteTimeouts; n != 1 {
 		t.Errorf("%d write timeouts counted, want 1", n)
 	}
