@@ -32,6 +32,16 @@ var (
 	// ErrNotListener is returned by ListenFile for a file that is not a
 	// listening TCP or Unix-domain stream socket.
 	ErrNotListener = errors.New("sock: not a listening stream socket")
+	// ErrBadOption is returned by Listen and Dial for an option out of its
+	// range (keep-alive, user timeout), with the option's name and value.
+	ErrBadOption = errors.New("sock: option out of range")
+	// ErrReadTimeout closes a connection on which no bytes arrived within
+	// its ConnOptions.ReadTimeout.
+	ErrReadTimeout = errors.New("sock: no bytes arrived within the read timeout")
+	// ErrWriteTimeout closes a connection whose queued writes made no
+	// progress within its ConnOptions.WriteTimeout: the peer stopped
+	// reading.
+	ErrWriteTimeout = errors.New("sock: queued writes made no progress within the write timeout")
 )
 
 // PanicError is the close reason of a connection whose callback panicked.

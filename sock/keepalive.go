@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -65,10 +64,6 @@ const (
 	maxKeepAliveTime  = 32767 * time.Second
 	maxKeepAliveCount = 127
 )
-
-// ErrBadOption is returned by Listen and Dial for an option out of its
-// range, with the option's name and value.
-var ErrBadOption = errors.New("sock: option out of range")
 
 // keepAliveSecs is k resolved for the kernel: whole seconds and a count.
 type keepAliveSecs struct {

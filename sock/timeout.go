@@ -4,20 +4,11 @@ package sock
 // arrived for a set time, or asks the handler whether to.
 
 import (
-	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/ioreactor/reactor/pool"
 )
-
-// ErrReadTimeout closes a connection on which no bytes arrived within its
-// ConnOptions.ReadTimeout.
-var ErrReadTimeout = errors.New("sock: no bytes arrived within the read timeout")
-
-// ErrWriteTimeout closes a connection whose queued writes made no
-// progress within its ConnOptions.WriteTimeout: the peer stopped reading.
-var ErrWriteTimeout = errors.New("sock: queued writes made no progress within the write timeout")
 
 // readTimeout re-arms lazily: an arrival only records its time (one clock
 // read), and the timer, when it fires early for that reason, is armed
