@@ -136,17 +136,26 @@ func (o *ConnOptions) tcpOptions() (tcpOptions, error) {
 	return tcpOptions{ka: ka, userTimeout: o.UserTimeout}, nil
 }
 
-// set applies t to a TCP socket, best effort: each option the kernel
-// refuses is counted, and the socket goes on without it.
-func (t tcpOptions) set(env *Env, fd sysfd) {
-	if t.ka.on {
-		if err := setKeepAlive(fd, t.ka); err != nil {
-			env.Counters.SockoptErrors.Add(1)
-		}
+// apply sets t on a TCP socket and returns what the kernel refused (the
+// zero tcpOptions: nothing).
+func (t tcpOptions) apply(fd sysfd) (refused tcpOptions) {
+	if t.ka.on && setKeepAlive(fd, t.ka) != nil {
+		refused.ka = t.ka
 	}
-	if t.userTimeout > 0 {
-		if err := setUserTimeout(fd, t.userTimeout); err != nil {
-			env.Counters.SockoptErrors.Add(1)
-		}
+	if t.userTimeout > 0 && setUserTimeout(fd, t.userTimeout) != nil {
+		refused.userTimeout = t.userTimeout
+	}
+	return refused
+}
+
+// set applies t to a connection's socket, best effort: each option the
+// kernel refuses is counted, and the connection goes on without it.
+func (t tcpOptions) set(env *Env, fd sysfd) {
+	r := t.apply(fd)
+	if r.ka.on {
+		env.Counters.SockoptErrors.Add(1)
+	}
+	if r.userTimeout > 0 {
+		env.Counters.SockoptErrors.Add(1)
 	}
 }

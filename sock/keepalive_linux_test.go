@@ -1,11 +1,14 @@
 package sock_test
 
 import (
+	"context"
 	"net"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ioreactor/reactor"
 	"github.com/ioreactor/reactor/internal/testutil"
@@ -117,5 +120,68 @@ func vanishingLoopback(t *testing.T) (vanish func()) {
 				t.Fatalf("ip %v: %v: %s", args, err, out)
 			}
 		}
+	}
+}
+
+// TestKeepAliveReachesSocketsOfAnInheritedListener: a listening socket
+// made elsewhere and served through ListenFile gets the keep-alive and
+// user timeout, so the sockets it accepts have them. Go's net listens
+// with MPTCP where the kernel has it, and an MPTCP listener refuses
+// TCP_USER_TIMEOUT (ENOPROTOOPT) although the sockets it accepts take it:
+// the engine sets what the listener refused on each accepted socket.
+// Both kinds of listener, and nothing counted as refused.
+func TestKeepAliveReachesSocketsOfAnInheritedListener(t *testing.T) {
+	for _, mptcp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "mptcp"}[mptcp], func(t *testing.T) {
+			inheritedListenerOptions(t, mptcp)
+		})
+	}
+}
+
+func inheritedListenerOptions(t *testing.T, mptcp bool) {
+	e := testutil.Engine(t, reactor.Config{IOThreads: 1})
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(mptcp)
+	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tl.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proto int
+	raw.Control(func(fd uintptr) { proto, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL) })
+	if (proto == unix.IPPROTO_MPTCP) != mptcp {
+		t.Skipf("the listener's protocol is %d: this kernel has no MPTCP", proto)
+	}
+	accepted := make(chan *reactor.Conn, 1)
+	o := reactor.ConnOptions{KeepAlive: reactor.KeepAlive{Idle: 3 * time.Second, Interval: 2 * time.Second, Count: 4}, UserTimeout: 5 * time.Second}
+	ln, err := e.ListenFile(fileOf(t, tl.(*net.TCPListener)), &funcHandler{onOpen: func(c *reactor.Conn) { accepted <- c }}, reactor.ListenOptions{ConnOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ka keepAliveState
+	var ut time.Duration
+	var kerr, uerr error
+	if err := testutil.Await(t, accepted, 5*time.Second, "the accept").Control(func(fd uintptr) {
+		ka, kerr = keepAliveOf(fd)
+		ut, uerr = userTimeoutOf(fd)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if kerr != nil || uerr != nil {
+		t.Fatal(kerr, uerr)
+	}
+	if want := (keepAliveState{on: true, idle: 3, intvl: 2, count: 4}); ka != want || ut != o.UserTimeout {
+		t.Errorf("accepted socket: keep-alive %+v and user timeout %v, want %+v and %v", ka, ut, want, o.UserTimeout)
+	}
+	if n := e.Stats().SockoptErrors; n != 0 {
+		t.Errorf("%d socket options refused", n)
 	}
 }

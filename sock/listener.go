@@ -81,7 +81,13 @@ type Listener struct {
 	shared atomic.Bool
 	done   chan struct{}
 	opts   ConnOptions
-	tcp    tcpOptions // opts' TCP options, resolved: set on each TCP socket
+	tcp    tcpOptions // opts' TCP options, resolved
+	// perAccept is what of tcp each accepted socket is given: all of it
+	// on Windows; on Linux only what the listening socket refused, since
+	// accepted sockets inherit the rest from it (an MPTCP listener, as Go's
+	// net makes them, refuses TCP_USER_TIMEOUT, which its accepted sockets
+	// take).
+	perAccept tcpOptions
 
 	mu      lock.Mutex[listenerMu] // serialises accepting (several threads in shared mode)
 	backoff time.Duration

@@ -73,8 +73,8 @@ func (ln *Listener) bindTCP(a netip.AddrPort, o ListenOptions) error {
 	ln.fd = fd
 	// Linux copies a listener's keep-alive and user timeout to every
 	// socket it accepts (sk_clone), so they are set here once instead of
-	// per accept (TestKeepAliveReachesAcceptedSockets).
-	ln.tcp.set(ln.env, fd)
+	// per accept (TestKeepAliveReachesTheSocket).
+	ln.perAccept = ln.tcp.apply(fd)
 	if err := ln.bind(toSockaddr(a), o); err != nil {
 		closeFD(ln.env, fd)
 		return err
@@ -149,6 +149,7 @@ func (ln *Listener) acceptOne() acceptResult {
 	if env.NoDelay && ln.path == "" {
 		setNoDelay(nfd) // best effort: a failure costs latency, not data
 	}
+	ln.perAccept.set(env, nfd) // usually nothing: see Listener.perAccept
 	c := ln.accepted(nfd)
 	c.remote = remote
 	c.state = stateOpen

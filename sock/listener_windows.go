@@ -68,6 +68,7 @@ func Listen(env *Env, addr string, h Handler, o ListenOptions) (*Listener, error
 	env.Counters.FDs.Add(1)
 	ln := newListener(env, h, o.ConnOptions)
 	ln.fd = s
+	ln.perAccept = ln.tcp // set on each accepted socket (acceptDone)
 	if err := windows.Bind(s, toSockaddr(a)); err != nil {
 		closeFD(env, s)
 		return nil, os.NewSyscallError("bind", err)
@@ -211,7 +212,7 @@ func (ln *Listener) acceptDone(op *acceptOp, errno uint32) {
 	}
 	// Per accepted socket: Windows documents no inheritance of these from
 	// the listener.
-	ln.tcp.set(env, s)
+	ln.perAccept.set(env, s)
 	c := ln.accepted(s)
 	if remote != nil {
 		c.remote = rawToAddrPort(remote)

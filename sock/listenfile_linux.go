@@ -43,8 +43,8 @@ func ListenFile(env *Env, f *os.File, h Handler, o ListenOptions) (*Listener, er
 		ln.path = u.Name
 	} else {
 		ln.addr = fromSockaddr(sa)
-		// As in bindTCP: accepted sockets inherit them.
-		ln.tcp.set(env, fd)
+		// As in bindTCP: accepted sockets inherit what the listener takes.
+		ln.perAccept = ln.tcp.apply(fd)
 	}
 	if err := ln.start(); err != nil {
 		return nil, err
